@@ -1,0 +1,101 @@
+"""Command line: `python -m accvideo <command> ...` (also under `torchrun` for training)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _setup_logging() -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("diffusers", "transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .training.teacher import TeacherTrainConfig, train_teacher
+
+    overrides = list(args.set or [])
+    if args.preset:
+        overrides.append(f"preset={args.preset}")
+    cfg = load_config(TeacherTrainConfig, args.config, overrides)
+    out = Path(args.out)
+    if args.resume == "never" and (out / "checkpoints").exists():
+        raise ValueError(f"`--out` {str(out)!r} already holds a run; pass `--resume auto` or choose a new folder.")
+    summary = train_teacher(cfg, out, resume=args.resume == "auto", dry_run=args.dry_run)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .inference import generate, write_mp4
+    from .models.registry import load_pipeline
+
+    pipe = load_pipeline(args.model)
+    result = generate(pipe, args.prompt, seed=args.seed, num_steps=args.steps, guidance_scale=args.guidance,
+                      num_frames=args.frames, height=args.height, width=args.width)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(result.video, args.out, size=args.size)
+    t = result.timings
+    if args.json:
+        print(json.dumps({"model": str(pipe.accvideo_folder), "prompt": result.prompt, "seed": result.seed,
+                          "steps": result.num_steps, "nfe": result.nfe, "guidance_scale": result.guidance_scale,
+                          "timings_s": t, "out": args.out}))
+    else:
+        print(f"model {pipe.accvideo_folder}  prompt {result.prompt!r}  seed {result.seed}")
+        print(f"steps {result.num_steps}  NFE {result.nfe}  guidance {result.guidance_scale}")
+        print(f"{'stage':<14}{'seconds':>10}{'share':>9}")
+        for stage in ("text_encoder", "denoising", "vae_decode"):
+            print(f"{stage:<14}{t[stage]:>10.4f}{100 * t[stage] / t['total']:>8.1f}%")
+        print(f"{'total':<14}{t['total']:>10.4f}")
+        if args.out:
+            print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m accvideo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train-teacher", help="train the tiny teacher (VAE, then transformer by flow matching)")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--out", required=True, help="run folder; the pipeline lands in OUT/pipeline")
+    p.add_argument("--config", help="YAML file with TeacherTrainConfig fields")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. transformer.steps=100")
+    p.add_argument("--resume", choices=["auto", "never"], default="auto")
+    p.add_argument("--dry-run", action="store_true", help="build everything, then exit")
+    p.set_defaults(func=cmd_train_teacher)
+
+    p = sub.add_parser("generate", help="generate one video and print per-stage timing")
+    p.add_argument("--model", default="tiny-teacher", help="model name or pipeline folder")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's own)")
+    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--size", type=int, default=256, help="long side of the written mp4 in pixels")
+    p.add_argument("--out", default=None, help="mp4 path")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _setup_logging()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Data: the procedural video world (and, later, SynVid trajectories)."""

@@ -1,0 +1,1 @@
+"""Models: the tiny offline Wan family, loading of pipeline folders, VAE helpers."""

@@ -1,0 +1,125 @@
+"""The bundled tiny model family: stock diffusers/transformers classes at CPU size.
+
+Everything is built from configs, offline: a word-level tokenizer over the procedural
+vocabulary, a frozen random-init `UMT5EncoderModel`, an `AutoencoderKLWan` and a
+`WanTransformer3DModel`, assembled into a `WanPipeline`. The same classes load real
+Wan2.1 checkpoints, so every code path above this module is the real one.
+
+Sizes (see `TinyConfig`) are chosen so that the transformer dominates a 50-step run
+(the guided teacher makes 100 transformer calls against one VAE decode) while a teacher
+still trains on a 2-core CPU in well under an hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+from ..data.procedural import VOCABULARY, WorldConfig
+
+PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
+
+
+@dataclass
+class TinyConfig:
+    """Architecture of the tiny family. Changing a field changes the bundled checkpoints."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    max_sequence_length: int = 8  # 5 words + </s>, padded
+    # text encoder (frozen, random init: distinct words give distinct embeddings)
+    text_dim: int = 32
+    text_layers: int = 2
+    text_heads: int = 2
+    text_ff: int = 64
+    # VAE: 2x2 patchify + one learned 2x downsample = spatial 4; one temporal 2x downsample
+    z_dim: int = 16
+    vae_base_dim: int = 32
+    vae_dim_mult: tuple[int, ...] = (1, 2)
+    vae_patch_size: int = 2
+    # transformer
+    num_heads: int = 4
+    head_dim: int = 32
+    num_layers: int = 4
+    ffn_dim: int = 512
+    freq_dim: int = 64
+    shift: float = 3.0  # SD3 shift of the sampling schedule (Wan2.1 uses 3.0 at 480p)
+
+    @property
+    def scale_factor_spatial(self) -> int:
+        return self.vae_patch_size * 2 ** (len(self.vae_dim_mult) - 1)
+
+    @property
+    def scale_factor_temporal(self) -> int:
+        return 2
+
+
+def build_tokenizer(max_length: int = 8) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over the procedural vocabulary (pad=0, eos=1, unk=2).
+
+    Built with the `tokenizers` library so `tokenizer.json` round-trips exactly (a
+    `T5Tokenizer` built from a word list does not: transformers rebuilds its normaliser).
+    """
+    vocab = {PAD: 0, EOS: 1, UNK: 2}
+    for word in VOCABULARY:
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, vocab[EOS])])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK, model_max_length=max_length
+    )
+
+
+def build_text_encoder(cfg: TinyConfig, vocab_size: int) -> UMT5EncoderModel:
+    config = UMT5Config(
+        vocab_size=vocab_size, d_model=cfg.text_dim, d_kv=cfg.text_dim // cfg.text_heads, d_ff=cfg.text_ff,
+        num_layers=cfg.text_layers, num_heads=cfg.text_heads, relative_attention_num_buckets=8,
+        relative_attention_max_distance=16, dropout_rate=0.0, feed_forward_proj="gated-gelu",
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    )
+    return UMT5EncoderModel(config).eval().requires_grad_(False)
+
+
+def build_vae(cfg: TinyConfig) -> AutoencoderKLWan:
+    p = cfg.vae_patch_size
+    return AutoencoderKLWan(
+        base_dim=cfg.vae_base_dim, z_dim=cfg.z_dim, dim_mult=list(cfg.vae_dim_mult), num_res_blocks=1,
+        attn_scales=[], temperal_downsample=[True] + [False] * (len(cfg.vae_dim_mult) - 2),
+        in_channels=3 * p * p, out_channels=3 * p * p, patch_size=p, is_residual=False,
+        # diffusers does not derive these from dim_mult / temperal_downsample: set them.
+        scale_factor_spatial=cfg.scale_factor_spatial, scale_factor_temporal=cfg.scale_factor_temporal,
+        # identity normalisation until the teacher's trainer measures the real statistics
+        latents_mean=[0.0] * cfg.z_dim, latents_std=[1.0] * cfg.z_dim,
+    )
+
+
+def build_transformer(cfg: TinyConfig) -> WanTransformer3DModel:
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=cfg.num_heads, attention_head_dim=cfg.head_dim,
+        in_channels=cfg.z_dim, out_channels=cfg.z_dim, text_dim=cfg.text_dim, freq_dim=cfg.freq_dim,
+        ffn_dim=cfg.ffn_dim, num_layers=cfg.num_layers, rope_max_seq_len=64,
+    )
+
+
+def build_scheduler(cfg: TinyConfig) -> FlowMatchEulerDiscreteScheduler:
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfg.shift)
+
+
+def build_pipeline(cfg: TinyConfig | None = None, seed: int = 0) -> WanPipeline:
+    """A random-init tiny `WanPipeline` (deterministic per seed)."""
+    cfg = cfg or TinyConfig()
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(cfg.max_sequence_length)
+    return WanPipeline(
+        tokenizer=tokenizer, text_encoder=build_text_encoder(cfg, len(tokenizer)), vae=build_vae(cfg),
+        transformer=build_transformer(cfg), scheduler=build_scheduler(cfg),
+    )
+
+
+def tiny_config_dict(cfg: TinyConfig) -> dict:
+    return asdict(cfg)
