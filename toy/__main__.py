@@ -26,7 +26,9 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m toy", description="The AccVideo 1D toy (paper Fig. 2).")
-    parser.add_argument("--out", default=None, help="folder for the PNG and HTML figures (none: write nothing)")
+    parser.add_argument(
+        "--out", default=None, help="folder for the PNG and HTML figures (none: write nothing)"
+    )
     parser.add_argument("--json", action="store_true", help="print the Fig. 2e table as one JSON object")
     parser.add_argument("--bench", action="store_true", help="print the median time of one parameter update")
     parser.add_argument("--M", type=_floats, default=None, help="Fig. 2e values of M, e.g. 0,0.25,0.5,1")
@@ -80,14 +82,21 @@ def main(argv=None) -> int:
             logger.info("wrote %s", path)
 
     if args.json:
-        rows = [{key: round(float(value), 6) for key, value in row.items()} for row in result.table.to_dict("records")]
-        print(json.dumps({
-            "positions": list(config.positions),
-            "num_seeds": config.num_seeds,
-            "num_points_per_seed": config.num_points * config.num_key_steps,
-            "M_parameterisation": "student data = teacher data + M * N(0, 1)",
-            "rows": rows,
-        }))
+        rows = [
+            {key: round(float(value), 6) for key, value in row.items()}
+            for row in result.table.to_dict("records")
+        ]
+        print(
+            json.dumps(
+                {
+                    "positions": list(config.positions),
+                    "num_seeds": config.num_seeds,
+                    "num_points_per_seed": config.num_points * config.num_key_steps,
+                    "M_parameterisation": "student data = teacher data + M * N(0, 1)",
+                    "rows": rows,
+                }
+            )
+        )
     else:
         print(result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(result.students.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

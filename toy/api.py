@@ -105,7 +105,9 @@ class ToyConfig:
 
     @property
     def teacher_config(self) -> TeacherConfig:
-        return TeacherConfig(positions=self.positions, seed=self.teacher_seed, num_steps=self.num_teacher_steps)
+        return TeacherConfig(
+            positions=self.positions, seed=self.teacher_seed, num_steps=self.num_teacher_steps
+        )
 
 
 @dataclass
@@ -172,7 +174,9 @@ def _student_samples(config: ToyConfig, method: str, M: float, noise_mismatch: b
 
 def _student_key(config: ToyConfig) -> ToyConfig:
     """The config fields a student depends on (so a change of M alone reuses the others)."""
-    return dataclasses.replace(config, M=0.0, noise_mismatch=False, M_values=(0.0,), fig2f_M=(0.0,), num_seeds=1)
+    return dataclasses.replace(
+        config, M=0.0, noise_mismatch=False, M_values=(0.0,), fig2f_M=(0.0,), num_seeds=1
+    )
 
 
 @lru_cache(maxsize=8)
@@ -255,7 +259,10 @@ def run_toy(config: ToyConfig | dict | None = None, *, with_figures: bool = True
 
     # 5. students of Fig. 2f: forward-diffusion students at each M, one trajectory student
     student_config = _student_key(config)
-    samples = {"teacher": teacher_samples, "trajectory": _student_samples(student_config, "trajectory", 0.0, False)}
+    samples = {
+        "teacher": teacher_samples,
+        "trajectory": _student_samples(student_config, "trajectory", 0.0, False),
+    }
     student_rows = []
     for M in sorted(set(config.fig2f_M) | {config.M}):
         forward_samples = _student_samples(student_config, "forward_diffusion", M, config.noise_mismatch)

@@ -209,7 +209,9 @@ def _mmd_loss(samples: torch.Tensor, target: torch.Tensor, bandwidths=(0.1, 0.3,
         distance = (a[:, None] - b[None, :]).pow(2)
         return sum(torch.exp(-distance / (2 * h * h)) for h in bandwidths)
 
-    return kernel(samples, samples).mean() - 2 * kernel(samples, target).mean() + kernel(target, target).mean()
+    return (
+        kernel(samples, samples).mean() - 2 * kernel(samples, target).mean() + kernel(target, target).mean()
+    )
 
 
 @dataclass

@@ -112,28 +112,59 @@ def _plotly_trajectories(result, teacher: Teacher) -> go.Figure:
         shown = _shown(points)
         useless = points.useless.numpy()[shown]
         figure.add_trace(
-            go.Scatter(x=line_x, y=line_y, mode="lines", line={"color": TEACHER, "width": 0.6},
-                       name="teacher ODE", legendgroup="teacher", showlegend=col == 1, hoverinfo="skip"),
-            row=1, col=col,
+            go.Scatter(
+                x=line_x,
+                y=line_y,
+                mode="lines",
+                line={"color": TEACHER, "width": 0.6},
+                name="teacher ODE",
+                legendgroup="teacher",
+                showlegend=col == 1,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
         )
         link_x, link_y = _links(points, shown)
         if link_x.size:
             figure.add_trace(
-                go.Scatter(x=link_x, y=link_y, mode="lines", line={"color": USELESS, "width": 1, "dash": "dot"},
-                           name="pair's target x_0", showlegend=col == 1, hoverinfo="skip"),
-                row=1, col=col,
+                go.Scatter(
+                    x=link_x,
+                    y=link_y,
+                    mode="lines",
+                    line={"color": USELESS, "width": 1, "dash": "dot"},
+                    name="pair's target x_0",
+                    showlegend=col == 1,
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=col,
             )
         for mask, color, name in ((~useless, USEFUL, "useful point"), (useless, USELESS, "useless point")):
             figure.add_trace(
-                go.Scatter(x=points.sigma.numpy()[shown][mask], y=points.x.numpy()[shown][mask], mode="markers",
-                           marker={"color": color, "size": 4}, name=name, legendgroup=name,
-                           showlegend=col == 1),
-                row=1, col=col,
+                go.Scatter(
+                    x=points.sigma.numpy()[shown][mask],
+                    y=points.x.numpy()[shown][mask],
+                    mode="markers",
+                    marker={"color": color, "size": 4},
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
             )
         figure.add_trace(
-            go.Scatter(x=[0.0, 0.0], y=[lower, upper], mode="markers", marker={"color": "black", "size": 9,
-                       "symbol": "diamond"}, name="teacher data", showlegend=col == 1),
-            row=1, col=col,
+            go.Scatter(
+                x=[0.0, 0.0],
+                y=[lower, upper],
+                mode="markers",
+                marker={"color": "black", "size": 9, "symbol": "diamond"},
+                name="teacher data",
+                showlegend=col == 1,
+            ),
+            row=1,
+            col=col,
         )
         figure.update_xaxes(title_text="sigma (1 = noise, 0 = data)", autorange="reversed", row=1, col=col)
     figure.update_yaxes(title_text="x", row=1, col=1)
@@ -152,39 +183,94 @@ def _plotly_matching(result, teacher: Teacher) -> go.Figure:
     figure = make_subplots(rows=1, cols=3, subplot_titles=titles)
     edges = _histogram_edges(teacher)
     bins = {"start": float(edges[0]), "end": float(edges[-1]), "size": float(edges[1] - edges[0])}
-    for samples, color, name in ((result.samples["teacher"], TEACHER, "teacher"),
-                                 (matching.samples, MATCHING, "distribution matching")):
-        figure.add_trace(go.Histogram(x=samples.numpy(), xbins=bins, histnorm="probability density",
-                                      marker={"color": color}, opacity=0.6, name=name), row=1, col=1)
+    for samples, color, name in (
+        (result.samples["teacher"], TEACHER, "teacher"),
+        (matching.samples, MATCHING, "distribution matching"),
+    ):
+        figure.add_trace(
+            go.Histogram(
+                x=samples.numpy(),
+                xbins=bins,
+                histnorm="probability density",
+                marker={"color": color},
+                opacity=0.6,
+                name=name,
+            ),
+            row=1,
+            col=1,
+        )
     for col in (2, 3):
-        figure.add_trace(go.Scatter(x=eps, y=matching.x_teacher.numpy(), mode="lines", line={"color": TEACHER},
-                                    name="teacher ODE map", showlegend=col == 2), row=1, col=col)
+        figure.add_trace(
+            go.Scatter(
+                x=eps,
+                y=matching.x_teacher.numpy(),
+                mode="lines",
+                line={"color": TEACHER},
+                name="teacher ODE map",
+                showlegend=col == 2,
+            ),
+            row=1,
+            col=col,
+        )
     # Guidance as short vertical arrows from each initial sample, scaled to be visible.
     direction = matching.guidance.numpy()
     scale = 0.4 / max(float(np.abs(direction).max()), 1e-12)
     x_init = matching.x_init.numpy()
     inaccurate = matching.inaccurate.numpy()
-    for mask, color, name in ((~inaccurate, USEFUL, "guidance towards teacher's target"),
-                              (inaccurate, USELESS, "inaccurate guidance")):
+    for mask, color, name in (
+        (~inaccurate, USEFUL, "guidance towards teacher's target"),
+        (inaccurate, USELESS, "inaccurate guidance"),
+    ):
         seg_x = np.stack([eps[mask], eps[mask], np.full(mask.sum(), np.nan)], 1).ravel()
-        seg_y = np.stack([x_init[mask], x_init[mask] + scale * direction[mask], np.full(mask.sum(), np.nan)],
-                         1).ravel()
-        figure.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", line={"color": color, "width": 1.5},
-                                    name=name), row=1, col=2)
-    figure.add_trace(go.Scatter(x=eps, y=x_init, mode="lines", line={"color": MATCHING, "dash": "dot"},
-                                name="generator at init"), row=1, col=2)
+        seg_y = np.stack(
+            [x_init[mask], x_init[mask] + scale * direction[mask], np.full(mask.sum(), np.nan)], 1
+        ).ravel()
+        figure.add_trace(
+            go.Scatter(x=seg_x, y=seg_y, mode="lines", line={"color": color, "width": 1.5}, name=name),
+            row=1,
+            col=2,
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=eps, y=x_init, mode="lines", line={"color": MATCHING, "dash": "dot"}, name="generator at init"
+        ),
+        row=1,
+        col=2,
+    )
     wrong = matching.wrong_endpoint.numpy()
-    figure.add_trace(go.Scatter(x=eps, y=matching.x_final.numpy(), mode="lines", line={"color": MATCHING},
-                                name="generator after training"), row=1, col=3)
-    figure.add_trace(go.Scatter(x=eps[wrong], y=matching.x_final.numpy()[wrong], mode="markers",
-                                marker={"color": USELESS, "size": 6}, name="sent to the other point"),
-                     row=1, col=3)
+    figure.add_trace(
+        go.Scatter(
+            x=eps,
+            y=matching.x_final.numpy(),
+            mode="lines",
+            line={"color": MATCHING},
+            name="generator after training",
+        ),
+        row=1,
+        col=3,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=eps[wrong],
+            y=matching.x_final.numpy()[wrong],
+            mode="markers",
+            marker={"color": USELESS, "size": 6},
+            name="sent to the other point",
+        ),
+        row=1,
+        col=3,
+    )
     figure.update_xaxes(title_text="x", row=1, col=1)
     figure.update_xaxes(title_text="noise eps", row=1, col=2)
     figure.update_xaxes(title_text="noise eps", row=1, col=3)
     figure.update_yaxes(title_text="generated x", row=1, col=2)
-    figure.update_layout(height=430, barmode="overlay", margin={"t": 60}, legend={"orientation": "h", "y": -0.2},
-                         font={"size": 11})
+    figure.update_layout(
+        height=430,
+        barmode="overlay",
+        margin={"t": 60},
+        legend={"orientation": "h", "y": -0.2},
+        font={"size": 11},
+    )
     return figure
 
 
@@ -195,17 +281,36 @@ def _plotly_useless(result) -> go.Figure:
     for column, name, color in _METHODS:
         mean = table[column].to_numpy()
         std = table[column + "_std"].to_numpy()
-        figure.add_trace(go.Scatter(x=np.concatenate([M, M[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                                    fill="toself", fillcolor=color, opacity=0.2, line={"width": 0},
-                                    hoverinfo="skip", showlegend=False))
-        figure.add_trace(go.Scatter(x=M, y=mean, mode="lines+markers", line={"color": color}, name=name,
-                                    error_y={"type": "data", "array": std, "visible": False}))
+        figure.add_trace(
+            go.Scatter(
+                x=np.concatenate([M, M[::-1]]),
+                y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                fill="toself",
+                fillcolor=color,
+                opacity=0.2,
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=M,
+                y=mean,
+                mode="lines+markers",
+                line={"color": color},
+                name=name,
+                error_y={"type": "data", "array": std, "visible": False},
+            )
+        )
     figure.add_vline(x=result.config.M, line={"color": "black", "dash": "dash", "width": 1})
     figure.update_layout(
-        title=f"(e) useless distillation points vs dataset mismatch M (mean ± std over {result.config.num_seeds} "
-        "seeds)",
+        title=f"(e) useless distillation points vs dataset mismatch M "
+        f"(mean ± std over {result.config.num_seeds} seeds)",
         xaxis_title="dataset mismatch M (std of the blur of the student's data)",
-        yaxis_title="fraction of useless points", yaxis={"rangemode": "tozero"}, height=420,
+        yaxis_title="fraction of useless points",
+        yaxis={"rangemode": "tozero"},
+        height=420,
         legend={"orientation": "h", "y": -0.25},
     )
     return figure
@@ -214,22 +319,40 @@ def _plotly_useless(result) -> go.Figure:
 def _plotly_students(result, teacher: Teacher) -> go.Figure:
     keys = _fig2f_keys(result)
     rows = {float(row.M): row for row in result.students.itertuples()}
-    titles = [f"M = {M:g}: W1 {rows[M].forward_diffusion_w1:.2f} vs {rows[M].trajectory_w1:.2f}" for M, _ in keys]
+    titles = [
+        f"M = {M:g}: W1 {rows[M].forward_diffusion_w1:.2f} vs {rows[M].trajectory_w1:.2f}" for M, _ in keys
+    ]
     figure = make_subplots(rows=1, cols=len(keys), shared_yaxes=True, subplot_titles=titles)
     edges = _histogram_edges(teacher)
     bins = {"start": float(edges[0]), "end": float(edges[-1]), "size": float(edges[1] - edges[0])}
     for col, (_, key) in enumerate(keys, start=1):
-        for samples, color, name in ((result.samples["teacher"], TEACHER, "teacher (50-step ODE)"),
-                                     (result.samples[key], FORWARD, "forward-diffusion student"),
-                                     (result.samples["trajectory"], TRAJECTORY, "trajectory student (AccVideo)")):
-            figure.add_trace(go.Histogram(x=samples.numpy(), xbins=bins, histnorm="probability density",
-                                          marker={"color": color}, opacity=0.55, name=name, legendgroup=name,
-                                          showlegend=col == 1), row=1, col=col)
+        for samples, color, name in (
+            (result.samples["teacher"], TEACHER, "teacher (50-step ODE)"),
+            (result.samples[key], FORWARD, "forward-diffusion student"),
+            (result.samples["trajectory"], TRAJECTORY, "trajectory student (AccVideo)"),
+        ):
+            figure.add_trace(
+                go.Histogram(
+                    x=samples.numpy(),
+                    xbins=bins,
+                    histnorm="probability density",
+                    marker={"color": color},
+                    opacity=0.55,
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
     noise = "random noise pairing" if result.config.noise_mismatch else "ODE noise pairing"
     figure.update_layout(
         title=f"(f) {result.config.num_key_steps}-step students' samples vs the teacher's ({noise}); "
         "W1: forward-diffusion vs trajectory student",
-        barmode="overlay", height=400, legend={"orientation": "h", "y": -0.2}, font={"size": 11},
+        barmode="overlay",
+        height=400,
+        legend={"orientation": "h", "y": -0.2},
+        font={"size": 11},
     )
     return figure
 
@@ -305,10 +428,17 @@ def _png_matching(plt, result, teacher: Teacher):
     eps = matching.eps.numpy()
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     edges = _histogram_edges(teacher)
-    axes[0].hist(result.samples["teacher"].numpy(), bins=edges, density=True, color=TEACHER, alpha=0.6,
-                 label="teacher")
-    axes[0].hist(matching.samples.numpy(), bins=edges, density=True, color=MATCHING, alpha=0.6,
-                 label="distribution matching")
+    axes[0].hist(
+        result.samples["teacher"].numpy(), bins=edges, density=True, color=TEACHER, alpha=0.6, label="teacher"
+    )
+    axes[0].hist(
+        matching.samples.numpy(),
+        bins=edges,
+        density=True,
+        color=MATCHING,
+        alpha=0.6,
+        label="distribution matching",
+    )
     axes[0].set_title(f"(c) output histograms (W1 {result.summary['dm_w1']:.3f})", fontsize=10)
     axes[0].set_xlabel("x")
     axes[0].legend(fontsize=8)
@@ -318,22 +448,41 @@ def _png_matching(plt, result, teacher: Teacher):
     inaccurate = matching.inaccurate.numpy()
     axes[1].plot(eps, matching.x_teacher.numpy(), color=TEACHER, label="teacher ODE map")
     axes[1].plot(eps, x_init, color=MATCHING, linestyle=":", label="generator at init")
-    for mask, color, name in ((~inaccurate, USEFUL, "guidance towards teacher's target"),
-                              (inaccurate, USELESS, "inaccurate guidance")):
-        axes[1].vlines(eps[mask], x_init[mask], x_init[mask] + scale * direction[mask], color=color,
-                       linewidth=1.2, label=name)
-    axes[1].set_title(f"(d) guidance at init: {matching.inaccurate_fraction:.0%} of noises pushed away\n"
-                      "from the teacher's target", fontsize=10)
+    for mask, color, name in (
+        (~inaccurate, USEFUL, "guidance towards teacher's target"),
+        (inaccurate, USELESS, "inaccurate guidance"),
+    ):
+        axes[1].vlines(
+            eps[mask],
+            x_init[mask],
+            x_init[mask] + scale * direction[mask],
+            color=color,
+            linewidth=1.2,
+            label=name,
+        )
+    axes[1].set_title(
+        f"(d) guidance at init: {matching.inaccurate_fraction:.0%} of noises pushed away\n"
+        "from the teacher's target",
+        fontsize=10,
+    )
     axes[1].set_xlabel("noise eps")
     axes[1].set_ylabel("generated x")
     axes[1].legend(fontsize=8)
     wrong = matching.wrong_endpoint.numpy()
     axes[2].plot(eps, matching.x_teacher.numpy(), color=TEACHER, label="teacher ODE map")
     axes[2].plot(eps, matching.x_final.numpy(), color=MATCHING, label="generator after training")
-    axes[2].scatter(eps[wrong], matching.x_final.numpy()[wrong], color=USELESS, s=12, zorder=3,
-                    label="sent to the other point")
-    axes[2].set_title(f"after training: {matching.wrong_endpoint_fraction:.1%} of noises sent to the other "
-                      "point", fontsize=10)
+    axes[2].scatter(
+        eps[wrong],
+        matching.x_final.numpy()[wrong],
+        color=USELESS,
+        s=12,
+        zorder=3,
+        label="sent to the other point",
+    )
+    axes[2].set_title(
+        f"after training: {matching.wrong_endpoint_fraction:.1%} of noises sent to the other point",
+        fontsize=10,
+    )
     axes[2].set_xlabel("noise eps")
     axes[2].legend(fontsize=8)
     figure.tight_layout()
@@ -352,8 +501,11 @@ def _png_useless(plt, result, teacher: Teacher):
     axis.set_xlabel("dataset mismatch M (std of the blur of the student's data)")
     axis.set_ylabel("fraction of useless points")
     axis.set_ylim(bottom=-0.01)
-    axis.set_title(f"(e) useless points vs M (mean ± std over {result.config.num_seeds} seeds, "
-                   f"{result.points['trajectory'].x.numel()} points each)", fontsize=10)
+    axis.set_title(
+        f"(e) useless points vs M (mean ± std over {result.config.num_seeds} seeds, "
+        f"{result.points['trajectory'].x.numel()} points each)",
+        fontsize=10,
+    )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -366,13 +518,25 @@ def _png_students(plt, result, teacher: Teacher):
     figure, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.6), sharey=True, squeeze=False)
     edges = _histogram_edges(teacher)
     for axis, (M, key) in zip(axes[0], keys):
-        for samples, color, name in ((result.samples["teacher"], TEACHER, "teacher (50-step ODE)"),
-                                     (result.samples[key], FORWARD, "forward-diffusion student"),
-                                     (result.samples["trajectory"], TRAJECTORY, "trajectory student")):
-            axis.hist(_to_numpy(samples), bins=edges, density=True, color=color, alpha=0.5, label=name,
-                      histtype="stepfilled")
-        axis.set_title(f"M = {M:g}\nW1: forward {rows[M].forward_diffusion_w1:.2f}, "
-                       f"trajectory {rows[M].trajectory_w1:.2f}", fontsize=9)
+        for samples, color, name in (
+            (result.samples["teacher"], TEACHER, "teacher (50-step ODE)"),
+            (result.samples[key], FORWARD, "forward-diffusion student"),
+            (result.samples["trajectory"], TRAJECTORY, "trajectory student"),
+        ):
+            axis.hist(
+                _to_numpy(samples),
+                bins=edges,
+                density=True,
+                color=color,
+                alpha=0.5,
+                label=name,
+                histtype="stepfilled",
+            )
+        axis.set_title(
+            f"M = {M:g}\nW1: forward {rows[M].forward_diffusion_w1:.2f}, "
+            f"trajectory {rows[M].trajectory_w1:.2f}",
+            fontsize=9,
+        )
         axis.set_xlabel("x")
     axes[0][0].set_ylabel("density")
     axes[0][0].legend(fontsize=7, loc="upper center")
