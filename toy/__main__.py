@@ -24,6 +24,17 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers but got {text!r}") from None
 
 
+_PANELS = {"ab": "trajectories", "cd": "distribution_matching", "e": "useless_vs_M", "f": "student_results"}
+
+
+def _figure_keys(text: str) -> set[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in _PANELS]
+    if unknown or not names:
+        raise ValueError(f"`--figures` must list some of {sorted(_PANELS)} but is {text!r}")
+    return {_PANELS[name] for name in names}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m toy", description="The AccVideo 1D toy (paper Fig. 2).")
     parser.add_argument(
@@ -39,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--positions", type=_floats, default=ToyConfig.positions, help="the two data points")
     parser.add_argument("--num-points", type=int, default=ToyConfig.num_points)
     parser.add_argument("--noise-mismatch", action="store_true", help="pair noise with data at random")
+    parser.add_argument(
+        "--figures",
+        default="ab,cd,e,f",
+        help="which panels to write: any of ab (trajectories), cd (distribution matching), e, f",
+    )
     parser.add_argument("--inline-js", action="store_true", help="embed plotly.js in the HTML files")
     return parser
 
@@ -60,6 +76,7 @@ def main(argv=None) -> int:
         values["fig2f_M"] = args.fig2f_M
     try:
         config = ToyConfig.from_dict(values)
+        keys = _figure_keys(args.figures)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -77,7 +94,10 @@ def main(argv=None) -> int:
         from toy.teacher import get_teacher
 
         teacher = get_teacher(config.teacher_config)
-        paths = write_pngs(result, teacher, args.out) + write_html(result.figures, args.out, args.inline_js)
+        figures = {key: figure for key, figure in result.figures.items() if key in keys}
+        paths = write_pngs(result, teacher, args.out, keys=keys) + write_html(
+            figures, args.out, args.inline_js
+        )
         for path in paths:
             logger.info("wrote %s", path)
 

@@ -372,8 +372,8 @@ def write_html(figures: dict[str, go.Figure], out_dir: str | Path, inline: bool 
 # --------------------------------------------------------------------------- matplotlib
 
 
-def write_pngs(result, teacher: Teacher, out_dir: str | Path, dpi: int = 110) -> list[Path]:
-    """Write the four panels as PNG files named as in ``FIGURE_FILES``; returns their paths."""
+def write_pngs(result, teacher: Teacher, out_dir: str | Path, dpi: int = 110, keys=None) -> list[Path]:
+    """Write the panels ``keys`` (default: all four) as PNG files named as in ``FIGURE_FILES``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -389,6 +389,8 @@ def write_pngs(result, teacher: Teacher, out_dir: str | Path, dpi: int = 110) ->
     }
     paths = []
     for key, paint in painters.items():
+        if keys is not None and key not in keys:
+            continue
         figure = paint(plt, result, teacher)
         path = out_dir / f"{FIGURE_FILES[key]}.png"
         figure.savefig(path, dpi=dpi, bbox_inches="tight")
@@ -417,9 +419,9 @@ def _png_trajectories(plt, result, teacher: Teacher):
         axis.set_title(title, fontsize=9.5)
     axes[0].set_ylabel("x")
     axes[0].plot([], [], color=TEACHER, linewidth=0.8, label="teacher ODE")
-    axes[0].plot([], [], color=USELESS, linestyle=":", label="pair's target x_0")
-    axes[0].legend(fontsize=8, loc="lower left")
-    figure.tight_layout()
+    axes[0].plot([], [], color=USELESS, linestyle=":", label="pair's target x_0 (from useless points)")
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8, frameon=False)
     return figure
 
 
