@@ -2,10 +2,11 @@
 or noise mismatch gives unreliable guidance, and why the teacher's own trajectories do not.
 
 App entry points: ``run_toy(config) -> ToyResult`` (plotly figures and pandas tables),
-``useless_table(config)`` (the Fig. 2e table) and ``benchmark()``. CLI: ``python -m toy``.
+``useless_table(config)`` (the Fig. 2e table), ``warm_up()`` (fill the caches at start)
+and ``benchmark()``. CLI: ``python -m toy``.
 The time convention is written once, in :mod:`toy.teacher`.
 """
 
-from toy.api import ToyConfig, ToyResult, benchmark, run_toy, useless_table
+from toy.api import ToyConfig, ToyResult, benchmark, run_toy, useless_table, warm_up
 
-__all__ = ["ToyConfig", "ToyResult", "benchmark", "run_toy", "useless_table"]
+__all__ = ["ToyConfig", "ToyResult", "benchmark", "run_toy", "useless_table", "warm_up"]

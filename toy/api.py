@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,9 +22,11 @@ import torch
 from toy import distill
 from toy.teacher import Teacher, TeacherConfig, check_positions, get_teacher
 
-__all__ = ["ToyConfig", "ToyResult", "benchmark", "run_toy", "useless_table"]
+__all__ = ["ToyConfig", "ToyResult", "benchmark", "run_toy", "useless_table", "warm_up"]
 
 MAX_M = 5.0
+# One toy computation at a time: the caches and the torch thread setting are process-wide.
+_LOCK = threading.RLock()
 
 
 def _check_M(value, name: str = "M") -> float:
@@ -237,6 +240,11 @@ def run_toy(config: ToyConfig | dict | None = None, *, with_figures: bool = True
     methods, Fig. 2e sweep (cached), students for Fig. 2f (cached per M), distribution
     matching (cached), figures. Raises ``ValueError`` for a bad parameter.
     """
+    with _LOCK:
+        return _run_toy(config, with_figures)
+
+
+def _run_toy(config, with_figures: bool) -> ToyResult:
     start = time.perf_counter()
     # 1. check inputs
     if config is None:
@@ -312,11 +320,23 @@ def run_toy(config: ToyConfig | dict | None = None, *, with_figures: bool = True
     return result
 
 
+def warm_up(config: ToyConfig | None = None) -> float:
+    """Fill the caches for ``config`` under both noise pairings, so that later changes of ``M``
+    or of ``noise_mismatch`` answer at update speed. For the app to call once at start;
+    returns the seconds it took."""
+    config = config or ToyConfig()
+    start = time.perf_counter()
+    for noise_mismatch in (False, True):
+        run_toy(dataclasses.replace(config, noise_mismatch=noise_mismatch), with_figures=False)
+    return time.perf_counter() - start
+
+
 def benchmark(M_values=(0.3, 0.6, 0.9, 1.2, 1.8), config: ToyConfig | None = None) -> dict:
     """Median wall time of one parameter update (a new ``M``, caches warm, figures built).
 
     Returns ``{"cold_seconds", "update_seconds": [...], "median_update_seconds"}``; the
     cold time includes training the teacher unless it was trained earlier in the process.
+    Meant for a fresh process: an ``M`` already used there would be answered from the cache.
     """
     config = config or ToyConfig()
     start = time.perf_counter()
