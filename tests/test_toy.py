@@ -117,6 +117,15 @@ def test_trajectory_student_matches_teacher_and_forward_student_does_not(teacher
     assert _wasserstein(distill.sample_student(forward_student, held_out, 5), teacher_x_0) > 0.2
 
 
+def test_student_training_is_deterministic_given_a_seed(teacher, trajectories):
+    _, paths = trajectories
+    points = distill.trajectory_points(teacher, paths, 5)
+    eps = torch.linspace(-2.0, 2.0, 9)
+    first, second = (distill.sample_student(distill.train_student(points, 4, 30), eps, 5) for _ in range(2))
+    other = distill.sample_student(distill.train_student(points, 5, 30), eps, 5)
+    assert torch.equal(first, second) and not torch.equal(first, other)
+
+
 def test_distribution_matching_guidance_is_often_inaccurate(teacher, trajectories):
     _, paths = trajectories
     matching = distill.train_distribution_matching(teacher, paths[-1], seed=0)

@@ -123,9 +123,9 @@ class ToyResult:
     ``students``: one row per M of Fig. 2f (Wasserstein-1 distance of each student's
     samples to the teacher's, and the share of samples stranded between the points).
     ``summary``: scalars for the current ``M`` (useless fractions, DM guidance, timing).
-    ``points``: the ``DistillPoints`` of both methods at ``M``; ``samples``: (N,) tensors of
-    the teacher and of each student; ``teacher_paths``: (num_teacher_steps+1, 40) teacher
-    trajectories to draw.
+    ``points``: the ``DistillPoints`` of both methods at ``M``; ``samples``: (N,) tensors
+    keyed ``teacher``, ``trajectory`` and ``forward_diffusion_M=<M>``; ``teacher_paths``:
+    (num_teacher_steps+1, 40) teacher trajectories to draw.
     """
 
     config: ToyConfig
@@ -304,6 +304,8 @@ def _run_toy(config, with_figures: bool) -> ToyResult:
         "useless_forward_diffusion": forward.useless_fraction,
         "useless_trajectory": trajectory.useless_fraction,
         "num_distillation_points": int(forward.x.numel()),
+        "num_useless_forward_diffusion": int(forward.useless.sum()),
+        "num_useless_trajectory": int(trajectory.useless.sum()),
         "dm_inaccurate_guidance_at_init": matching.inaccurate_fraction,
         "dm_wrong_endpoint_after_training": matching.wrong_endpoint_fraction,
         "dm_w1": _wasserstein(matching.samples, teacher_samples),
@@ -312,7 +314,7 @@ def _run_toy(config, with_figures: bool) -> ToyResult:
 
     # 7. figures
     if with_figures:
-        from toy import figures
+        from toy import figures  # plotly is slow to import; `--json` runs never need it
 
         result.figures = figures.plotly_figures(result, teacher)
     result.seconds = time.perf_counter() - start
