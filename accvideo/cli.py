@@ -62,6 +62,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .bundle import bundle_run
+
+    command = args.command_line or f"python -m accvideo train-teacher --preset tiny --out {args.run}"
+    dest = bundle_run(args.run, args.name, command)
+    print(f"bundled {args.run} as {dest} (provenance.json, samples.png)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m accvideo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="mp4 path")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("bundle", help="copy a trained run into assets/NAME with provenance and a sample grid")
+    p.add_argument("--run", required=True, help="training run folder (holding pipeline/ and summary.json)")
+    p.add_argument("--name", required=True, help="bundled model name, e.g. tiny-teacher")
+    p.add_argument("--command-line", default=None, help="the command that produced the run (for provenance)")
+    p.set_defaults(func=cmd_bundle)
     return parser
 
 

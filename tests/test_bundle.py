@@ -1,0 +1,26 @@
+import json
+
+from PIL import Image
+
+from accvideo.bundle import GRID_PROMPTS, bundle_run
+from accvideo.models.registry import load_pipeline
+
+
+def test_bundle_copies_pipeline_with_provenance_and_grid(tiny_pipeline_dir, tmp_path):
+    run = tmp_path / "run"
+    (run / "pipeline").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(tiny_pipeline_dir, run / "pipeline", dirs_exist_ok=True)
+    (run / "summary.json").write_text(json.dumps({
+        "config": {"seed": 0}, "wall_s": 12.5, "world_size": 1, "num_params": {"transformer": 1},
+        "transformer": {"final": {"loss": 0.5}},
+    }))
+    dest = bundle_run(run, "tiny-x", "python -m accvideo train-teacher --out run", dest_root=tmp_path / "assets")
+    provenance = json.loads((dest / "provenance.json").read_text())
+    assert provenance["command"].startswith("python -m accvideo train-teacher")
+    assert provenance["wall_s"] == 12.5 and provenance["final_losses"] == {"transformer": 0.5}
+    grid = Image.open(dest / "samples.png")
+    assert grid.height >= len(GRID_PROMPTS) * 32 * 4
+    pipe = load_pipeline(dest)
+    assert pipe.accvideo_sampling["num_steps"] == 4
