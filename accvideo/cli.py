@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="bundled model name, e.g. tiny-teacher")
     p.add_argument("--command-line", default=None, help="the command that produced the run (for provenance)")
     p.set_defaults(func=cmd_bundle)
+
+    from .distill.cli import add_parser as add_distill
+
+    add_distill(sub)
     return parser
 
 

@@ -104,6 +104,8 @@ def generate(pipe, prompt: str, seed: int = 0, num_steps: int | None = None, gui
     (students sample on their distilled key-step schedule).
     """
     defaults = getattr(pipe, "accvideo_sampling", {}) or {}
+    if sigmas is None and num_steps is None and shift is None and defaults.get("sigmas"):
+        sigmas = defaults["sigmas"]  # a distilled student samples on its own key-step schedule
     num_steps = num_steps if num_steps is not None else defaults.get("num_steps", 50)
     guidance_scale = guidance_scale if guidance_scale is not None else defaults.get("guidance_scale", 1.0)
     shift = shift if shift is not None else defaults.get("shift", pipe.scheduler.config.get("shift", 1.0))

@@ -120,6 +120,9 @@ def load_pipeline(name_or_dir: str | Path):
             except Exception as err:
                 raise ValueError(f"model folder {str(folder)!r} could not be loaded: {err}") from err
             pipe.set_progress_bar_config(disable=True)
+            for component in pipe.components.values():
+                if hasattr(component, "requires_grad_"):
+                    component.requires_grad_(False)  # loaded models are frozen; trainers unfreeze copies
             pipe.accvideo_sampling = read_sampling_defaults(folder)
             pipe.accvideo_folder = folder
             _cache[key] = pipe

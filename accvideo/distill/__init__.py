@@ -1,0 +1,1 @@
+"""Distillation: one trainer (`trainer.py`), many methods (`accvideo_method.py`, ...)."""
