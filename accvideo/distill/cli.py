@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import load_config
 from .accvideo_method import AccVideoConfig
+from .gpd import GPDConfig
 from .trainer import TrainerConfig
 
 
@@ -17,6 +18,81 @@ from .trainer import TrainerConfig
 class AccVideoDistillConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     method: AccVideoConfig = field(default_factory=AccVideoConfig)
+
+
+@dataclass
+class GPDDistillConfig:
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    method: GPDConfig = field(default_factory=GPDConfig)
+
+
+def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool = True, dry_run: bool = False) -> dict:
+    """All GPD stages in order; a finished stage (its pipeline exists) is loaded, not retrained."""
+    import dataclasses
+    import shutil
+
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    from ..data.procedural import SPLITS, prompt_for
+    from ..inference import latent_shape
+    from ..models.registry import load_pipeline
+    from ..training import distributed
+    from ..training.checkpoint import atomic_write_text
+    from .gpd import GPDStage
+    from .trainer import run_training
+
+    cfg.method.validate()
+    cfg.trainer.validate()
+    if cfg.trainer.threads > 0:
+        torch.set_num_threads(cfg.trainer.threads)
+    pipe = load_pipeline(teacher)
+    defaults = pipe.accvideo_sampling
+    guidance = cfg.method.guidance_scale
+    guidance = defaults.get("guidance_scale", 1.0) if guidance is None else guidance
+    shift = defaults.get("shift", 3.0) if cfg.method.shift is None else cfg.method.shift
+    max_len = defaults.get("max_sequence_length", 512)
+    prompts = [prompt_for(*c) for c in SPLITS["train"]]
+    with torch.no_grad():
+        text = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, max_sequence_length=max_len)[0]
+        empty = pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=max_len)[0][0]
+    shape = latent_shape(pipe, defaults.get("num_frames", 9), defaults.get("height", 32), defaults.get("width", 32))[1:]
+    plan = {"stages": [{"stage": k, "student_steps": n} for k, n in enumerate(cfg.method.schedule, 1)],
+            "guidance_baked_in": guidance, "shift": shift, "prompts": len(prompts)}
+    if dry_run:
+        return {"dry_run": True, **plan}
+    out = Path(out)
+    info = distributed.setup()
+    stage_cfg = dataclasses.replace(cfg.trainer)
+    try:
+        guide, guide_steps, guide_guidance = pipe.transformer, cfg.method.teacher_steps, guidance
+        summaries = []
+        for k, n in enumerate(cfg.method.schedule, 1):
+            stage_dir = out / "stages" / f"stage-{k}"
+            done = stage_dir / "pipeline" / "model_index.json"
+            if done.exists():
+                student = WanTransformer3DModel.from_pretrained(stage_dir / "pipeline" / "transformer")
+                summaries.append({"stage": k, "student_steps": n, "loaded": True})
+            else:
+                torch.manual_seed(cfg.trainer.seed + k)
+                method = GPDStage(cfg.method, k, guide, guide, guide_steps, guide_guidance, text, empty, shape, shift)
+                stage_cfg.seed = cfg.trainer.seed + k
+                result = run_training(method, stage_cfg, cfg, stage_dir, teacher, resume=resume, info=info)
+                summaries.append({"stage": k, "student_steps": n, **result})
+                student = method.student
+            # the next stage is guided by this one and starts from its weights
+            guide, guide_steps, guide_guidance = student.eval().requires_grad_(False), n, 1.0
+        if info.is_main:
+            final = out / "pipeline"
+            if final.exists():
+                shutil.rmtree(final)
+            shutil.copytree(out / "stages" / f"stage-{len(cfg.method.schedule)}" / "pipeline", final)
+            atomic_write_text(out / "summary.json", json.dumps({"method": "gpd", **plan, "stage_runs": summaries},
+                                                               indent=2, default=str))
+        distributed.barrier(info)
+        return {"method": "gpd", **plan, "stage_runs": summaries}
+    finally:
+        distributed.cleanup(info)
 
 
 def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistillConfig, resume: bool = True,
@@ -60,6 +136,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
         cfg = load_config(AccVideoDistillConfig, args.config, overrides)
         summary = run_accvideo(args.teacher, args.synvid, out, cfg, resume=args.resume == "auto",
                                dry_run=args.dry_run)
+    elif args.method == "gpd":
+        if args.schedule:  # "48,24,12,6": the teacher's step count, then each stage's
+            counts = [c.strip() for c in args.schedule.split(",") if c.strip()]
+            if len(counts) < 2 or not all(c.isdigit() for c in counts):
+                raise ValueError(f"`--schedule` must list the teacher's steps then each stage's, "
+                                 f"like 48,24,12,6, but is {args.schedule!r}.")
+            overrides += [f"method.teacher_steps={counts[0]}", f"method.schedule=[{','.join(counts[1:])}]"]
+        cfg = load_config(GPDDistillConfig, args.config, overrides)
+        summary = run_gpd(args.teacher, out, cfg, resume=args.resume == "auto", dry_run=args.dry_run)
     else:  # argparse restricts the choices
         raise ValueError(f"`method` must be one of {METHODS} but is {args.method!r}.")
     if int(os.environ.get("RANK", "0")) == 0:
@@ -67,7 +152,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-METHODS = ["accvideo"]
+METHODS = ["accvideo", "gpd"]
 
 
 def add_parser(sub) -> None:
@@ -76,7 +161,8 @@ def add_parser(sub) -> None:
     p.add_argument("--teacher", default="tiny-teacher", help="teacher model name or pipeline folder")
     p.add_argument("--synvid", help="SynVid folder (accvideo)")
     p.add_argument("--out", required=True, help="run folder; the student lands in OUT/pipeline")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (trainer.steps)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (trainer.steps; per stage for gpd)")
+    p.add_argument("--schedule", default=None, help="gpd: teacher steps, then student steps per stage, e.g. 48,24,12,6")
     p.add_argument("--config", help="YAML with `trainer:` and `method:` sections")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. method.lambda_adv=0")
     p.add_argument("--resume", choices=["auto", "never"], default="auto")

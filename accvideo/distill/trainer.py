@@ -117,6 +117,7 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
             opt.load_state_dict(state["optimizers"][phase])
         set_rng_state(state["rng"])
         start = state["step"]
+        metrics.truncate(lambda r: r.get("step", 0) <= start)
         if info.is_main:
             log.info("resumed %s from %s at step %d", method.name, ckpt_path, start)
 
@@ -147,7 +148,7 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"{phase} loss became {float(loss)} at step {step}; lower the learning rate.")
                 (loss / cfg.grad_accum).backward()
-                total += float(loss) / cfg.grad_accum
+                total += loss.item() / cfg.grad_accum
                 for k, v in extra.items():
                     record[f"{phase}/{k}"] = record.get(f"{phase}/{k}", 0.0) + v / cfg.grad_accum
             params = [p for g in opt.param_groups for p in g["params"]]

@@ -69,6 +69,14 @@ class MetricsLog:
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def truncate(self, keep) -> None:
+        """Drop records for which `keep(record)` is False (on resume: steps after the checkpoint),
+        so a resumed run's log is continuous, with no step logged twice."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line.strip() and keep(json.loads(line))]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
     def write(self, **record: Any) -> None:
         if self.enabled:
             with open(self.path, "a") as f:

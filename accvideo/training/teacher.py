@@ -166,6 +166,7 @@ def _run_stage(name: str, stage_id: int, loss_module: nn.Module, params: list[nn
             ema.load_state_dict(state["ema"])
         set_rng_state(state["rng"])
         start = state["step"]
+        metrics.truncate(lambda r: r.get("stage") != name or r.get("step", 0) <= start)
         if info.is_main:
             log.info("%s: resumed from %s at step %d", name, ckpt_path, start)
     module = DDP(loss_module) if info.distributed else loss_module

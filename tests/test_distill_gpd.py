@@ -1,0 +1,125 @@
+"""GPD: frequency loss, online targets, one real step, stage hand-over, resume mid-stage."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import accvideo.distill.gpd as gpd
+import accvideo.distill.trainer as trainer
+from accvideo.config import apply_overrides
+from accvideo.distill.cli import GPDDistillConfig, run_gpd
+from accvideo.inference import generate
+from accvideo.models.registry import load_pipeline
+
+
+def test_frequency_weights_and_loss():
+    w = gpd.frequency_weights((5, 8, 8), cutoff=0.5, high_weight=4.0)
+    assert w.shape == (5, 8, 8) and w[0, 0, 0] == 1.0 and w.max() == 4.0
+    x = torch.zeros(1, 1, 5, 8, 8)
+    assert gpd.frequency_loss(x, x, 0.5, 4.0) == 0
+    # the same error energy costs more at high frequency than as a constant offset
+    low = torch.full_like(x, 0.1)
+    checker = 0.1 * (-1.0) ** torch.arange(8).view(1, 1, 1, 1, 8) * (-1.0) ** torch.arange(8).view(1, 1, 1, 8, 1)
+    high = checker * (-1.0) ** torch.arange(5).view(1, 1, 5, 1, 1)
+    assert torch.allclose(low.pow(2).sum(), high.pow(2).sum())
+    assert gpd.frequency_loss(high, x, 0.5, 4.0) == pytest.approx(4 * gpd.frequency_loss(low, x, 0.5, 4.0).item())
+    assert gpd.high_frequency_ratio(high).item() == pytest.approx(1.0)
+    assert gpd.high_frequency_ratio(low + 1).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("schedule, teacher_steps", [((24, 10), 48), ((48,), 48), ((), 48), ((12, 24), 48)])
+def test_bad_schedules_are_named(schedule, teacher_steps):
+    with pytest.raises(ValueError, match="method.schedule"):
+        gpd.GPDConfig(teacher_steps=teacher_steps, schedule=schedule).validate()
+
+
+def make_stage(pipe, stage=1, guide_steps=4, schedule=(2, 1), lambda_freq=0.5):
+    cfg = gpd.GPDConfig(teacher_steps=4, schedule=schedule, lambda_freq=lambda_freq)
+    text, _ = pipe.encode_prompt(["a red circle moving left", "a blue square moving up"],
+                                 do_classifier_free_guidance=False, max_sequence_length=8)
+    empty = pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=8)[0][0]
+    return gpd.GPDStage(cfg, stage, pipe.transformer, pipe.transformer, guide_steps, 3.0, text.detach(),
+                        empty.detach(), (16, 5, 8, 8), 3.0)
+
+
+def test_online_target_is_the_guides_small_steps(tiny_pipeline_dir):
+    pipe = load_pipeline(tiny_pipeline_dir)
+    stage = make_stage(pipe)
+    assert stage.span == 2 and len(stage.student_sigmas) == 3 and len(stage.guide_sigmas) == 5
+    batch = stage.batch(np.random.default_rng(0), 2)
+    batch["index"] = torch.tensor([0, 1])
+    x, target = stage.online_target(batch["noise"], batch["text"], batch["index"])
+    assert torch.equal(x[0], batch["noise"][0])  # index 0: no rolling
+    assert not torch.equal(x[1], batch["noise"][1])  # index 1: one student step from the noise
+    # the target of sample 0 is two guided guide steps from the noise, computed by hand
+    s = stage.guide_sigmas
+    y = batch["noise"][:1]
+    for k in range(2):
+        v = stage._velocity(stage.guide, y, s[k].expand(1), batch["text"][:1], 3.0)
+        y = y + (s[k + 1] - s[k]) * v
+    assert torch.allclose(target[:1], y, atol=1e-5)
+
+
+def test_one_real_step_changes_parameters(tiny_pipeline_dir):
+    stage = make_stage(load_pipeline(tiny_pipeline_dir))
+    before = {k: v.clone() for k, v in stage.student.state_dict().items()}
+    guide_before = {k: v.clone() for k, v in stage.guide.state_dict().items()}
+    loss, extra = stage.loss("student", stage.batch(np.random.default_rng(1), 2), stage.trainable(), step=0)
+    assert torch.isfinite(loss) and {"target", "freq"} <= set(extra)
+    opt = torch.optim.SGD(stage.student.parameters(), lr=0.1)
+    loss.backward()
+    opt.step()
+    assert any(not torch.equal(before[k], v) for k, v in stage.student.state_dict().items())
+    assert all(torch.equal(guide_before[k], v) for k, v in stage.guide.state_dict().items())
+
+
+FAST = ["trainer.steps=2", "trainer.batch_size=2", "trainer.log_every=1", "trainer.checkpoint_every=1",
+        "trainer.warmup_steps=1", "trainer.lr=1e-3", "method.teacher_steps=4", "method.schedule=[2,1]"]
+
+
+def test_stage_handover_and_final_pipeline(tiny_pipeline_dir, tmp_path, monkeypatch):
+    inits = {}
+    original = gpd.GPDStage
+
+    class Recording(original):
+        def __init__(self, cfg, stage, student_init, *args, **kwargs):
+            inits[stage] = {k: v.clone() for k, v in student_init.state_dict().items()}
+            super().__init__(cfg, stage, student_init, *args, **kwargs)
+
+    monkeypatch.setattr(gpd, "GPDStage", Recording)
+    cfg = apply_overrides(GPDDistillConfig(), FAST)
+    summary = run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
+    assert [s["student_steps"] for s in summary["stage_runs"]] == [2, 1]
+    stage1 = load_pipeline(tmp_path / "stages" / "stage-1" / "pipeline").transformer.state_dict()
+    assert all(torch.equal(inits[2][k], stage1[k]) for k in stage1)  # stage 2 starts from stage 1
+    teacher = load_pipeline(tiny_pipeline_dir).transformer.state_dict()
+    assert all(torch.equal(inits[1][k], teacher[k]) for k in teacher)  # stage 1 starts from the teacher
+    sampling = json.loads((tmp_path / "pipeline" / "accvideo_sampling.json").read_text())
+    assert sampling["num_steps"] == 1 and sampling["method"] == "gpd" and len(sampling["sigmas"]) == 2
+    result = generate(load_pipeline(tmp_path / "pipeline"), "a red circle moving left", seed=0)
+    assert result.nfe == 1
+
+
+def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatch):
+    cfg = apply_overrides(GPDDistillConfig(), FAST + ["trainer.steps=3"])
+    original = trainer._step_rng
+
+    def crash(seed, step, micro, rank):
+        if seed == cfg.trainer.seed + 2 and step == 2:  # stage 2, third step
+            raise KeyboardInterrupt("simulated kill")
+        return original(seed, step, micro, rank)
+
+    monkeypatch.setattr(trainer, "_step_rng", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
+    assert (tmp_path / "stages" / "stage-1" / "pipeline" / "model_index.json").exists()
+    assert not (tmp_path / "pipeline").exists()
+    monkeypatch.setattr(trainer, "_step_rng", original)
+    summary = run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
+    runs = summary["stage_runs"]
+    assert runs[0].get("loaded") is True  # stage 1 is not trained again
+    assert runs[1]["resumed_from"] == 2 and runs[1]["steps"] == 3
+    log = [json.loads(x) for x in (tmp_path / "stages" / "stage-2" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]  # continuous, nothing logged twice
