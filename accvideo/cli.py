@@ -71,6 +71,18 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from .ablation import run_ablation
+
+    frontier = tuple(int(m) for m in args.frontier.split(",") if m.strip()) if args.frontier else ()
+    table = run_ablation(args.teacher, args.synvid, args.out, num_key_steps=args.m, frontier=frontier,
+                         steps=args.steps, split=args.split, num_videos=args.num_videos, overrides=args.set)
+    print((Path(args.out) / "ablation.md").read_text())
+    if args.json:
+        print(table.to_json(orient="records"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m accvideo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="bundled model name, e.g. tiny-teacher")
     p.add_argument("--command-line", default=None, help="the command that produced the run (for provenance)")
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("ablation", help="AccVideo ablation (teacher@m, + trajectory, + adversarial) and frontier")
+    p.add_argument("--teacher", default="tiny-teacher")
+    p.add_argument("--synvid", required=True, help="SynVid folder stored with --store all")
+    p.add_argument("--out", required=True)
+    p.add_argument("--m", type=int, default=5, help="student steps of the main ablation")
+    p.add_argument("--frontier", default="", help="other student step counts, e.g. 2,3,4")
+    p.add_argument("--steps", type=int, default=None, help="distillation steps per student")
+    p.add_argument("--split", default="train", choices=["train", "heldout"])
+    p.add_argument("--num-videos", type=int, default=32)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every student's config")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ablation)
 
     from .distill.cli import add_parser as add_distill
 
