@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="mp4 path")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_generate)
+
+    from .data.synvid_cli import add_parser as add_synvid_parsers
+    add_synvid_parsers(sub)
     return parser
 
 
