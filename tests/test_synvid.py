@@ -77,6 +77,8 @@ def test_stored_trajectory_is_reproduced_by_the_teacher(straight, tiny_pipeline_
     # random access and the all-in-memory view agree with streaming
     assert data[4]["seed"] == 4 and torch.equal(data[4]["latents"], samples[4]["latents"])
     assert torch.equal(data.to_tensors()["latents"][1], samples[1]["latents"])
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    assert batch["latents"].shape == (4, 5, 16, 5, 8, 8) and batch["prompt"][2] == PROMPTS[1]
     manifest = (out / "manifest.csv").read_text().splitlines()
     assert manifest[0] == "shard,file,first_sample,num_samples,sha256,bytes" and len(manifest) == 4
 

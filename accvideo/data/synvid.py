@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import math
+import operator
 import os
 import random
 import time
@@ -396,6 +397,8 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
     if limit_shards is not None and (not isinstance(limit_shards, int) or limit_shards < 0):
         raise ValueError(f"`limit_shards` must be an integer >= 0 but is {limit_shards!r}.")
     out = Path(out)
+    # A caller that already runs a process group (a trainer) keeps it; one we start, we end.
+    owns_group = not torch.distributed.is_initialized()
     info = distributed.setup()
     t_start = time.perf_counter()
     try:
@@ -470,7 +473,8 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         )
         return summary
     finally:
-        distributed.cleanup(info)
+        if owns_group:
+            distributed.cleanup(info)
 
 
 def _sum_across_ranks(value: float, info) -> float:
@@ -531,6 +535,12 @@ class SynVidDataset(torch.utils.data.Dataset):
     Every shard is sha256-checked when loaded (`verify=True`). A missing, truncated or corrupt
     shard raises `SynVidCorruptError` naming the file; with `skip_corrupt=True` it is logged,
     recorded in `self.skipped`, and iteration goes on with the other shards.
+
+    Use: `for sample in dataset` or `iter_samples(shuffle=True, seed=epoch)` stream with one shard in
+    memory; under DDP pass `shards=range(rank, len(dataset.shards), world_size)`. It is also a map-style
+    `torch.utils.data.Dataset` (`dataset[i]`, a DataLoader with the default collate); in-order access
+    reads each shard once, fully random access reloads a shard per jump, so for a small dataset
+    `to_tensors()` (all in memory) is the better fit for random batches.
     """
 
     def __init__(self, root: str | Path, *, verify: bool = True, skip_corrupt: bool = False):
@@ -641,15 +651,16 @@ class SynVidDataset(torch.utils.data.Dataset):
             del tensors
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        worker = torch.utils.data.get_worker_info()
-        if worker is None:
-            return self.iter_samples()
-        return self.iter_samples(shards=range(worker.id, len(self.shards), worker.num_workers))
+        return self.iter_samples()
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Sample by position 0..len-1 in manifest order (equal to the sample index for a complete
         dataset). Keeps the last loaded shard, so in-order access reads each shard once."""
-        if not isinstance(index, int) or not -len(self) <= index < len(self):
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise IndexError(f"`index` must be an integer in [0, {len(self)}) but is {index!r}.") from None
+        if not -len(self) <= index < len(self):
             raise IndexError(f"`index` must be an integer in [0, {len(self)}) but is {index!r}.")
         index %= len(self)
         position, offset = 0, index
