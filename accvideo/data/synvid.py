@@ -289,8 +289,17 @@ def teacher_trajectory(pipe, prompt: str, seed: int, config: dict[str, Any], dev
     x = initial_noise(pipe, seed, config["num_frames"], config["height"], config["width"]).to(device)
     sigmas = torch.tensor(config["sigmas"], dtype=torch.float64)
     velocity = make_velocity(pipe, text, negative, config["guidance_scale"])
-    result = euler_sample(velocity, x, sigmas, return_trajectory=True)
-    states = result.trajectory[config["stored_steps"], 0].to(DTYPES[config["dtype"]]).cpu().contiguous()
+    dtype, keep = DTYPES[config["dtype"]], set(config["stored_steps"])
+    # Keep only the stored states, moved off the device at once: a real teacher's full
+    # trajectory (51 states of a 720p latent) need never sit in accelerator memory.
+    kept = [x[0].to(dtype).cpu()] if 0 in keep else []
+
+    def collect(i: int, num_steps: int, sigma_next: float, state: torch.Tensor) -> None:
+        if i + 1 in keep:
+            kept.append(state[0].to(dtype).cpu())
+
+    result = euler_sample(velocity, x, sigmas, callback=collect)
+    states = torch.stack(kept).contiguous()
     video = None
     if config["videos"]:
         frames = pipe.vae.decode(denormalize_latents(pipe.vae, result.x_0), return_dict=False)[0]
