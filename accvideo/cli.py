@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .distill.cli import add_parser as add_distill
 
     add_distill(sub)
+
+    from .data.synvid_cli import add_parser as add_synvid_parsers
+
+    add_synvid_parsers(sub)
     return parser
 
 

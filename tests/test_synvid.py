@@ -1,0 +1,216 @@
+"""SynVid: stored trajectories are the teacher's own, runs resume exactly, corruption is named,
+and a 2-process torchrun run writes the same bytes as a 1-process run."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import accvideo.data.synvid as synvid
+from accvideo.data.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
+from accvideo.inference import generate
+from accvideo.models.registry import load_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPTS = ["a red circle moving left", "a blue square moving up", "a green triangle moving down"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Tiny batch-1 models run faster on one thread, and the 2-core test machine is shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def prompt_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prompts") / "prompts.txt"
+    path.write_text("\n" + "\n\n".join(PROMPTS) + "\n   \n")  # blank lines are ignored
+    return path
+
+
+def config(teacher, prompts, **overrides):
+    base = dict(teacher=str(teacher), prompts=str(prompts), num_steps=4, samples_per_prompt=2, shard_size=2,
+                store="all")
+    return SynVidConfig(**{**base, **overrides})
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", ".csv") or p.name == "config.json"}
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_pipeline_dir, prompt_file, tmp_path_factory):
+    """An uninterrupted run: 3 prompts x 2 seeds = 6 samples in 3 shards, all 5 states."""
+    out = tmp_path_factory.mktemp("straight")
+    summary = generate_synvid(config(tiny_pipeline_dir, prompt_file), out, progress=False)
+    return out, summary
+
+
+def test_stored_trajectory_is_reproduced_by_the_teacher(straight, tiny_pipeline_dir):
+    out, summary = straight
+    assert summary.complete and summary.generated == 6 and summary.num_stored == 5
+    data = open_synvid(out)
+    assert len(data) == 6 and data.complete and data.stored_steps == [0, 1, 2, 3, 4]
+    pipe = load_pipeline(tiny_pipeline_dir)
+    assert torch.equal(data.sigmas, generate(pipe, PROMPTS[0], 0, num_steps=4, decode=False).sigmas)
+    samples = list(data)
+    assert [s["index"] for s in samples] == list(range(6))
+    assert [s["seed"] for s in samples] == list(range(6))
+    assert [s["prompt"] for s in samples] == [p for p in PROMPTS for _ in range(2)]
+    for sample in (samples[0], samples[3], samples[5]):
+        # re-run the teacher through the public generate() from the stored seed and prompt
+        result = generate(pipe, sample["prompt"], sample["seed"], num_steps=4, return_trajectory=True, decode=False)
+        assert sample["latents"].shape == result.trajectory[:, 0].shape == (5, 16, 5, 8, 8)
+        torch.testing.assert_close(sample["latents"], result.trajectory[:, 0], rtol=1e-5, atol=1e-5)
+        text = pipe.encode_prompt(sample["prompt"], do_classifier_free_guidance=False,
+                                  max_sequence_length=pipe.accvideo_sampling["max_sequence_length"])[0]
+        torch.testing.assert_close(sample["text_embeds"], text[0])
+    # random access and the all-in-memory view agree with streaming
+    assert data[4]["seed"] == 4 and torch.equal(data[4]["latents"], samples[4]["latents"])
+    assert torch.equal(data.to_tensors()["latents"][1], samples[1]["latents"])
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    assert batch["latents"].shape == (4, 5, 16, 5, 8, 8) and batch["prompt"][2] == PROMPTS[1]
+    manifest = (out / "manifest.csv").read_text().splitlines()
+    assert manifest[0] == "shard,file,first_sample,num_samples,sha256,bytes" and len(manifest) == 4
+
+
+def test_key_steps_store_the_same_states(straight, tiny_pipeline_dir, prompt_file, tmp_path):
+    out, _ = straight
+    summary = generate_synvid(config(tiny_pipeline_dir, prompt_file, store="key:2"), tmp_path, progress=False)
+    key, full = open_synvid(tmp_path), open_synvid(out)
+    assert key.stored_steps == [0, 2, 4]
+    torch.testing.assert_close(key.stored_sigmas, full.sigmas[[0, 2, 4]])
+    for a, b in zip(key, full):
+        assert torch.equal(a["latents"], b["latents"][[0, 2, 4]])
+    assert summary.bytes_per_trajectory < 0.7 * open_synvid(out).shards[0].bytes / 2
+
+
+def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, prompt_file, tmp_path, monkeypatch):
+    cfg = config(tiny_pipeline_dir, prompt_file)
+    # a deliberately limited run: shard 0 only
+    first = generate_synvid(cfg, tmp_path, limit_shards=1, progress=False)
+    assert first.generated == 2 and first.complete_samples == 2 and not first.complete
+    assert len(open_synvid(tmp_path)) == 2
+
+    # then a run killed in the middle of shard 2 (after shard 1 was written)
+    calls = []
+
+    def dies_at_sample_5(pipe, prompt, seed, config, device, text=None):
+        calls.append(seed)
+        if seed == 5:
+            raise KeyboardInterrupt("simulated kill")
+        return synvid.teacher_trajectory(pipe, prompt, seed, config, device, text=text)
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_synvid(cfg, tmp_path, progress=False, trajectory_fn=dies_at_sample_5)
+    assert calls == [2, 3, 4, 5]  # shard 0 was skipped
+    assert (tmp_path / "shard-00001.json").exists() and not (tmp_path / "shard-00002.safetensors").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    # the rerun finishes only what is missing
+    last = generate_synvid(cfg, tmp_path, progress=False)
+    assert last.generated == 2 and last.skipped_shards == 2 and last.complete
+    indices = [s["index"] for s in open_synvid(tmp_path)]
+    assert sorted(indices) == indices == list(range(6))  # each sample exactly once
+    assert digests(tmp_path) == digests(straight[0])
+
+
+def test_corrupt_and_truncated_shards_are_named(straight, tmp_path, caplog):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(straight[0], out)
+    shard1 = out / "shard-00001.safetensors"
+    data = bytearray(shard1.read_bytes())
+    data[-7] ^= 0xFF  # one flipped bit pattern in the tensor data
+    shard1.write_bytes(bytes(data))
+    shard2 = out / "shard-00002.safetensors"
+    shard2.write_bytes(shard2.read_bytes()[:1000])
+
+    with pytest.raises(SynVidCorruptError, match="shard-00001.safetensors is corrupt"):
+        list(open_synvid(out))
+    with pytest.raises(SynVidCorruptError, match="shard-00002.safetensors is truncated"):
+        open_synvid(out)[5]
+    data = open_synvid(out, skip_corrupt=True)
+    assert [s["index"] for s in data] == [0, 1]  # the rest stays readable
+    assert data.skipped == ["shard-00001.safetensors", "shard-00002.safetensors"]
+    problems = open_synvid(out).check()
+    assert len(problems) == 2 and "shard-00001" in problems[0] and "shard-00002" in problems[1]
+
+
+def test_rerun_with_another_config_is_refused(straight, tiny_pipeline_dir, prompt_file):
+    out, _ = straight
+    with pytest.raises(ValueError, match="`num_steps` is 4 there but 6 now"):
+        generate_synvid(config(tiny_pipeline_dir, prompt_file, num_steps=6), out, progress=False)
+    with pytest.raises(ValueError, match="`dtype` is 'float32' there but 'float16' now"):
+        generate_synvid(config(tiny_pipeline_dir, prompt_file, dtype="float16"), out, progress=False)
+
+
+def test_bad_inputs_name_argument_rule_and_value(tiny_pipeline_dir, prompt_file, tmp_path):
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n\n")
+    cases = [
+        (dict(prompts=str(blank)), "`prompts` file .*blank.txt.* must hold at least one non-blank line"),
+        (dict(prompts="nonsense"), r"`prompts` must be a preset \['train', 'heldout', 'all'\] .* 'nonsense'"),
+        (dict(num_steps=0), "`num_steps` must be an integer >= 1 but is 0"),
+        (dict(store="key:9"), "`store` must be 'all', 'key:M' .* but is 'key:9'"),
+        (dict(store="0,3,2"), "`store` must be .* but is '0,3,2'"),
+        (dict(store="everything"), "`store` must be .* but is 'everything'"),
+        (dict(dtype="int8"), "`dtype` must be one of"),
+        (dict(shard_size=0), "`shard_size` must be an integer >= 1 but is 0"),
+        (dict(teacher="no-such-model"), "`model` must be a known model name .* 'no-such-model'"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ValueError, match=message):
+            args = {"teacher": tiny_pipeline_dir, "prompts": prompt_file, **overrides}
+            generate_synvid(config(**args), tmp_path / "x", progress=False)
+    assert len(synvid.load_prompts("train")) == 66 and len(synvid.load_prompts("heldout")) == 6
+
+
+def test_videos_and_reduced_precision(tiny_pipeline_dir, prompt_file, tmp_path):
+    cfg = config(tiny_pipeline_dir, prompt_file, samples_per_prompt=1, shard_size=3, dtype="bfloat16",
+                 store="0,4", videos=True)
+    generate_synvid(cfg, tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"sample-00000{i}.mp4" for i in range(3)]
+    sample = open_synvid(tmp_path)[2]
+    assert sample["latents"].dtype == torch.bfloat16 and sample["latents"].shape == (2, 16, 5, 8, 8)
+    assert sample["prompt"] == PROMPTS[2] and sample["text_embeds"].dtype == torch.bfloat16
+
+
+def _torchrun(args, nproc, port):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={port}",
+           "-m", "accvideo", *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_equals_one_process(tiny_pipeline_dir, prompt_file, tmp_path, capsys):
+    from accvideo.cli import main
+
+    args = ["synvid", "--teacher", str(tiny_pipeline_dir), "--prompts", str(prompt_file), "--num-steps", "4",
+            "--samples-per-prompt", "2", "--shard-size", "2", "--store", "key:2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0  # the CLI, in this process
+    out = capsys.readouterr().out
+    assert "6 trajectories generated" in out and "MB per trajectory" in out and "on 1 process(es)" in out
+    two = _torchrun([*args, "--out", str(tmp_path / "two")], 2, 29533)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("synvid:") == 1 and "on 2 process(es)" in two.stdout  # rank 0 reports
+    assert digests(tmp_path / "one") == digests(tmp_path / "two")  # byte-identical shards, manifest, config
+    assert len(digests(tmp_path / "two")) == 3 + 2
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["stored_steps"] == [0, 2, 4]
+
+    assert main(["synvid-check", str(tmp_path / "two")]) == 0
+    assert "6 samples, complete, 0 bad shard(s)" in capsys.readouterr().out
+    (tmp_path / "two" / "shard-00001.safetensors").write_bytes(b"junk")
+    assert main(["synvid-check", str(tmp_path / "two")]) == 1
+    assert "shard-00001.safetensors is truncated" in capsys.readouterr().out
