@@ -15,8 +15,11 @@ from .inference import generate
 from .models.registry import ASSETS, load_pipeline, resolve_model
 from .training.checkpoint import atomic_write_text
 
-# One prompt per colour, shapes and directions mixed; the last two rows are held out.
-GRID_PROMPTS = [prompt_for(*c) for c in TRAIN_COMBOS[::13][:4]] + [prompt_for(*c) for c in HELDOUT_COMBOS[:2]]
+# Four train prompts covering every shape and direction, then two held-out combinations.
+_GRID_TRAIN = [("red", "circle", "right"), ("green", "square", "up"), ("yellow", "triangle", "left"),
+               ("cyan", "triangle", "down")]
+assert all(c in TRAIN_COMBOS for c in _GRID_TRAIN)
+GRID_PROMPTS = [prompt_for(*c) for c in _GRID_TRAIN] + [prompt_for(*c) for c in (HELDOUT_COMBOS[0], HELDOUT_COMBOS[2])]
 
 
 def sample_grid(pipe, path: str | Path, prompts: list[str] = GRID_PROMPTS, seed: int = 0, scale: int = 4,
