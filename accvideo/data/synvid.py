@@ -263,6 +263,7 @@ class Trajectory:
     video: Any = None
 
 
+@torch.inference_mode()
 def encode_text(pipe, prompt: str, config: dict[str, Any], device: torch.device
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(text (1, L, D), negative (1, L, D) or None): the teacher's conditioning, as `generate` makes it."""
