@@ -57,7 +57,7 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
     provenance = {
         "name": name,
         "command": command,
-        "commit": _git_commit(),
+        "bundled_at_commit": _git_commit(),
         "seed": summary.get("config", {}).get("seed"),
         "wall_s": summary.get("wall_s"),
         "world_size": summary.get("world_size"),

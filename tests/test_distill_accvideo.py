@@ -135,3 +135,92 @@ def test_training_exports_a_student_pipeline_that_reloads_identically(tiny_pipel
     assert all(torch.equal(trained[k], v) for k, v in student.transformer.state_dict().items())
     again = generate(load_pipeline(tmp_path / "pipeline"), "a red circle moving left", seed=0)
     assert np.array_equal(result.video, again.video)
+
+
+# ---- through SynVid and the CLI ---------------------------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synvid_dir(tiny_pipeline_dir, tmp_path_factory):
+    from accvideo.data.synvid import SynVidConfig, generate_synvid
+
+    root = tmp_path_factory.mktemp("synvid")
+    prompts = root / "prompts.txt"
+    prompts.write_text("a red circle moving left\na blue square moving up\n")
+    cfg = SynVidConfig(teacher=str(tiny_pipeline_dir), prompts=str(prompts), num_steps=NUM_STEPS,
+                       samples_per_prompt=2, shard_size=2, store="all")
+    generate_synvid(cfg, root / "data", progress=False)
+    return root / "data"
+
+
+CLI_FAST = ["trainer.steps=4", "trainer.batch_size=2", "trainer.log_every=1", "trainer.checkpoint_every=2",
+            "trainer.warmup_steps=1", f"method.num_key_steps={M}", "method.adv_start=1"]
+
+
+def _cli(args, env_extra=None, torchrun=False):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    head = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m",
+            "accvideo"] if torchrun else [sys.executable, "-m", "accvideo"]
+    return subprocess.run(head + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _sets(items):
+    return [x for item in items for x in ("--set", item)]
+
+
+def test_key_states_come_from_synvid(synvid_dir, key_data):
+    from accvideo.distill.data import load_key_states
+
+    data = load_key_states(synvid_dir, M)
+    assert data["latents"].shape[:2] == (4, M + 1) and data["num_steps"] == NUM_STEPS
+    # the first stored trajectory (prompt 0, seed 0) is the one generated in memory above
+    assert torch.allclose(data["latents"][0], key_data["latents"][0], atol=1e-5)
+    with pytest.raises(ValueError, match="num_key_steps"):
+        load_key_states(synvid_dir, NUM_STEPS + 1)
+
+
+def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
+    base = ["distill", "accvideo", "--teacher", str(tiny_pipeline_dir), "--synvid", str(synvid_dir)]
+    done = _cli(base + ["--out", str(tmp_path / "dry"), "--dry-run"] + _sets(CLI_FAST))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["key_steps"] == [0, 2, 4, 6]
+    done = _cli(base + ["--out", str(tmp_path / "ddp")] + _sets(CLI_FAST), torchrun=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 4
+    lines = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3, 4]  # rank 0 alone logs
+    assert (tmp_path / "ddp" / "pipeline" / "accvideo_sampling.json").exists()
+
+
+def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, monkeypatch):
+    import accvideo.distill.trainer as trainer_module
+    from accvideo.config import apply_overrides
+    from accvideo.distill.cli import run_accvideo
+
+    cfg = apply_overrides(AccVideoDistillConfig(), CLI_FAST)
+    run_accvideo(str(tiny_pipeline_dir), str(synvid_dir), tmp_path / "straight", cfg)
+    original = trainer_module._step_rng
+
+    def crash(seed, step, micro, rank):
+        if step == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return original(seed, step, micro, rank)
+
+    monkeypatch.setattr(trainer_module, "_step_rng", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_accvideo(str(tiny_pipeline_dir), str(synvid_dir), tmp_path / "killed", cfg)
+    monkeypatch.setattr(trainer_module, "_step_rng", original)
+    summary = run_accvideo(str(tiny_pipeline_dir), str(synvid_dir), tmp_path / "killed", cfg)
+    assert summary["resumed_from"] == 2 and summary["steps"] == 4
+    log = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    a = load_pipeline(tmp_path / "straight" / "pipeline").transformer.state_dict()
+    b = load_pipeline(tmp_path / "killed" / "pipeline").transformer.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -93,19 +93,27 @@ class TeacherFeatures:
     """Hidden states of chosen blocks of a frozen Wan transformer, via forward hooks."""
 
     def __init__(self, teacher: nn.Module, blocks: tuple[int, ...]):
-        self.teacher, self.blocks, self._store = teacher, blocks, {}
+        self.teacher, self.blocks, self._store, self._active = teacher, blocks, {}, False
         for i in blocks:
             teacher.blocks[i].register_forward_hook(self._hook(i))
 
     def _hook(self, i: int):
         def hook(module, args, output):
-            self._store[i] = output[0] if isinstance(output, tuple) else output
+            # the teacher may be a shared, cached model: record only during our own calls
+            if self._active:
+                self._store[i] = output[0] if isinstance(output, tuple) else output
         return hook
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> list[torch.Tensor]:
         self._store.clear()
-        self.teacher(x, timestep=sigma * 1000, encoder_hidden_states=text, return_dict=False)
-        return [self._store[i] for i in self.blocks]
+        self._active = True
+        try:
+            self.teacher(x, timestep=sigma * 1000, encoder_hidden_states=text, return_dict=False)
+        finally:
+            self._active = False
+        features = [self._store[i] for i in self.blocks]
+        self._store.clear()
+        return features
 
 
 class AccVideoMethod:
