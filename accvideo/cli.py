@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="mp4 path")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=cmd_generate)
+
+    from .eval.cli import add_parsers as add_eval_parsers  # eval (ProcBench) and bench
+
+    add_eval_parsers(sub)
     return parser
 
 
