@@ -104,7 +104,7 @@ def frechet_distance(features: np.ndarray, real_features: np.ndarray) -> float:
     center, scale = y.mean(axis=0), np.maximum(y.std(axis=0), STD_FLOOR)
     x, y = (x - center) / scale, (y - center) / scale
     mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
-    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    cov_x, cov_y = np.atleast_2d(np.cov(x, rowvar=False)), np.atleast_2d(np.cov(y, rowvar=False))
     root_y = _sqrt_psd(cov_y)
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_y @ cov_x @ root_y), 0.0, None)).sum()
     distance = float(((mu_x - mu_y) ** 2).sum() + np.trace(cov_x) + np.trace(cov_y) - 2.0 * cross)
