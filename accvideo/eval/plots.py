@@ -17,13 +17,19 @@ def _target(path) -> Path:
     return path
 
 
+def short_label(model: str) -> str:
+    """A readable name for a model name or folder: runs/tiny-teacher/pipeline -> tiny-teacher/pipeline."""
+    parts = Path(str(model)).parts
+    return "/".join(parts[-2:]) if len(parts) > 1 else str(model)
+
+
 def plot_procbench(result, path) -> Path:
     """Bar chart of a `ProcBenchResult`'s per-dimension scores (0-1), chance levels marked."""
     from .procbench import CHANCE
 
     path = _target(path)
     values = [result.scores[d] for d in DIMENSIONS]
-    title = (f"ProcBench {Path(str(result.model)).name} | {result.split} | {result.num_steps} steps | "
+    title = (f"ProcBench {short_label(result.model)} | {result.split} | {result.num_steps} steps | "
              f"total {result.total:.1f}")
     if path.suffix.lower() == ".html":
         import plotly.graph_objects as go
@@ -51,7 +57,7 @@ def plot_procbench(result, path) -> Path:
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("score")
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -62,7 +68,7 @@ def plot_bench(result, path) -> Path:
     """Horizontal stacked bars of median seconds per stage, one bar per model, speedups labelled."""
     path = _target(path)
     rows = result.rows
-    labels = [f"{m} ({s} steps)" for m, s in zip(rows.model, rows.steps)]
+    labels = [f"{short_label(m)} ({s} steps)" for m, s in zip(rows.model, rows.steps)]
     if path.suffix.lower() == ".html":
         import plotly.graph_objects as go
 
@@ -89,8 +95,8 @@ def plot_bench(result, path) -> Path:
     ax.invert_yaxis()
     ax.set_xlim(0, max(rows.total_s) * 1.2)
     ax.set_xlabel("median seconds per video")
-    ax.set_title(f"speed, interleaved, speedup vs {result.baseline}", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"speed, interleaved, speedup vs {short_label(result.baseline)}", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
