@@ -35,9 +35,11 @@ from accvideo.eval import (
     run_speed_bench,
     score_videos,
     to_uint8,
+    vae_roundtrip,
     video_features,
 )
 from accvideo.eval.metrics import PSNR_CAP
+from accvideo.models.registry import load_pipeline
 
 NUM_CLIPS = 120
 # Accuracy of n = 120 independent guesses at chance p has std sqrt(p (1 - p) / n) <= 0.046;
@@ -241,6 +243,8 @@ def test_run_procbench_end_to_end(tiny_pipeline_dir):
     assert json.loads(json.dumps(result.to_dict()))["total"] == result.total
     with pytest.raises(ValueError, match="`steps`.*>= 1.*0"):
         run_procbench(tiny_pipeline_dir, num_steps=0, num_videos=1)
+    scores, rows = vae_roundtrip(load_pipeline(tiny_pipeline_dir).vae, "train", 2)
+    assert len(rows) == 2 and 0 <= scores["total"] <= 100 and "psnr" in scores
     with pytest.raises(ValueError, match="`model`.*'no-such-model'"):
         run_procbench("no-such-model", num_videos=1)
 

@@ -17,7 +17,7 @@ _EXPORTS = {
     "features": ("FEATURE_NAMES", "frechet_distance", "video_features"),
     "metrics": ("flicker_score", "object_consistency", "psnr"),
     "procbench": ("CHANCE", "ProcBenchResult", "benchmark_prompts", "generate_videos", "real_videos",
-                  "run_procbench", "score_videos", "total_score"),
+                  "run_procbench", "score_videos", "total_score", "vae_roundtrip"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -233,3 +233,16 @@ def run_procbench(model, num_steps: int | None = None, split: str = "train", num
     return ProcBenchResult(model=label, split=split, num_steps=first.num_steps, nfe=first.nfe,
                            guidance_scale=first.guidance_scale, num_videos=num_videos, base_seed=base_seed,
                            scores=scores, videos=table, reference=reference_label, timings=timings)
+
+
+@torch.no_grad()
+def vae_roundtrip(vae, split: str = "train", num_videos: int = 24, base_seed: int = 0
+                  ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Score real clips of the benchmark prompts after encode -> decode by `vae`: the ceiling
+    that any generator decoding through this VAE can reach. `psnr` is against the originals."""
+    pairs = benchmark_prompts(split, num_videos, base_seed)
+    clips = [render(sample_spec(np.random.default_rng([_REAL_STREAM + 1, seed]), combo=parse_prompt(prompt)))
+             for prompt, seed in pairs]
+    decoded = [vae.decode(vae.encode(clip[None]).latent_dist.mode(), return_dict=False)[0][0] for clip in clips]
+    return score_videos([to_uint8(v) for v in decoded], [p for p, _ in pairs], [s for _, s in pairs],
+                        reference_videos=[to_uint8(c) for c in clips])
