@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.synvid_cli import add_parser as add_synvid_parsers
 
     add_synvid_parsers(sub)
+
+    from .eval.cli import add_parsers as add_eval_parsers  # eval (ProcBench) and bench
+
+    add_eval_parsers(sub)
     return parser
 
 
