@@ -60,6 +60,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for key in _SCORE_ORDER:
         if key in result.scores:
             print(f"{key:<18}{_fmt(result.scores[key]):>10}")
+    t = result.timings
+    print(f"mean seconds per video: text encoder {t['text_encoder']:.4f}  denoising {t['denoising']:.4f}  "
+          f"VAE decode {t['vae_decode']:.4f}  total {t['total']:.4f}")
     if args.csv:
         print(f"wrote {args.csv}")
     if args.plot:
