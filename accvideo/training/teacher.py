@@ -197,7 +197,7 @@ def _run_stage(name: str, stage_id: int, loss_module: nn.Module, params: list[nn
             raise RuntimeError(f"{name}: loss became {float(loss)} at step {step}; lower the learning rate.")
         bar.update(1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == total_steps:
-            loss_value = distributed.mean_across_ranks(float(loss), info)
+            loss_value = distributed.mean_across_ranks(loss.item(), info)
             last = {"stage": name, "step": step + 1, "loss": loss_value, "lr": lr,
                     "grad_norm": float(grad_norm), "elapsed_s": time.perf_counter() - t0, **extra}
             metrics.write(**last)
