@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..config import save_config, to_dict
 from ..models.registry import SAMPLING_FILE, load_pipeline, resolve_model
 from ..training import distributed
 from ..training.checkpoint import MetricsLog, atomic_write_text, load_checkpoint, save_checkpoint, set_rng_state
+from ..training.lr import lr_factor
 
 log = logging.getLogger("accvideo.distill")
 
@@ -72,14 +72,6 @@ class Method(Protocol):
         calls through `wrapped` only the modules it trains, the rest through `trainable()`."""
         ...
     def export(self, pipe, modules: dict[str, nn.Module]) -> dict: ...
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 10%."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _step_rng(seed: int, step: int, micro: int, rank: int) -> np.random.Generator:

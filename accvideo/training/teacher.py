@@ -16,7 +16,6 @@ Output folder layout:
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..models.vae import decode_unclamped, normalize_latents
 from ..schedules import shift_sigmas
 from . import distributed
 from .checkpoint import MetricsLog, atomic_write_text, load_checkpoint, save_checkpoint, set_rng_state
+from .lr import lr_factor
 
 log = logging.getLogger("accvideo.train")
 
@@ -101,11 +101,7 @@ class TeacherTrainConfig:
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of the base rate."""
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    return base_lr * lr_factor(step, warmup, total)
 
 
 class VAELoss(nn.Module):
