@@ -56,7 +56,7 @@ class VAEStageConfig:
 
 @dataclass
 class TransformerStageConfig:
-    steps: int = 5000
+    steps: int = 8000
     batch_size: int = 32
     lr: float = 5e-4
     warmup_steps: int = 200
