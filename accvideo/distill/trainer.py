@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from ..config import save_config, to_dict
-from ..models.registry import SAMPLING_FILE, load_pipeline, resolve_model
+from ..models.registry import SAMPLING_FILE, read_sampling_defaults, resolve_model
 from ..training import distributed
 from ..training.checkpoint import MetricsLog, atomic_write_text, load_checkpoint, save_checkpoint, set_rng_state
 from ..training.lr import lr_factor
@@ -163,14 +163,14 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     summary = {"method": method.name, "steps": cfg.steps, "resumed_from": start, "final": last,
                "seconds": time.perf_counter() - t0, "world_size": info.world_size}
     if info.is_main:
-        pipe = load_pipeline(teacher)
         from diffusers import DiffusionPipeline
 
         # a fresh copy of the teacher's pipeline; the student's transformer goes into it
-        student = DiffusionPipeline.from_pretrained(str(resolve_model(teacher)), local_files_only=True)
+        folder = resolve_model(teacher)
+        student = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
         sampling = method.export(student, modules)
         student.save_pretrained(out / "pipeline")
-        base = dict(pipe.accvideo_sampling)
+        base = read_sampling_defaults(folder)
         base.update(sampling)
         atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(base, indent=2))
         atomic_write_text(out / "summary.json", json.dumps({**summary, "config": to_dict(full_config)},
