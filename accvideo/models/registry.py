@@ -19,6 +19,7 @@ SAMPLING_FILE = "accvideo_sampling.json"
 # Bundled tiny models (trained by this repo's own pipeline; see assets/*/provenance).
 BUNDLED: dict[str, str] = {
     "tiny-teacher": "tiny-teacher",
+    "tiny-accvideo": "tiny-accvideo",
 }
 
 
