@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..schedules import key_steps, sigma_schedule
+from ..schedules import key_steps
 
 
 @dataclass
@@ -207,7 +207,3 @@ class AccVideoMethod:
         pipe.transformer.load_state_dict(modules["student"].state_dict())
         return {"role": "student", "method": self.name, "num_steps": self.cfg.num_key_steps,
                 "sigmas": [float(s) for s in self.key_sigmas], "key_steps": self.keys, "guidance_scale": 1.0}
-
-
-def key_schedule(num_steps: int, shift: float, num_key_steps: int) -> torch.Tensor:
-    return sigma_schedule(num_steps, shift)[key_steps(num_steps, num_key_steps)]

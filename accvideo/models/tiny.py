@@ -12,7 +12,7 @@ still trains on a 2-core CPU in well under an hour.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
@@ -125,7 +125,3 @@ def build_pipeline(cfg: TinyConfig | None = None, seed: int = 0) -> WanPipeline:
         tokenizer=tokenizer, text_encoder=build_text_encoder(cfg, len(tokenizer)), vae=build_vae(cfg),
         transformer=build_transformer(cfg), scheduler=build_scheduler(cfg),
     )
-
-
-def tiny_config_dict(cfg: TinyConfig) -> dict:
-    return asdict(cfg)

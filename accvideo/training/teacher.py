@@ -15,6 +15,7 @@ Output folder layout:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,13 +29,20 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from ..config import save_config, to_dict
-from ..data.procedural import SPLITS, WorldConfig, make_batch, prompt_for
+from ..data.procedural import SPLITS, WorldConfig, make_batch
 from ..models.registry import SAMPLING_FILE
 from ..models.tiny import TinyConfig, build_pipeline
 from ..models.vae import decode_unclamped, normalize_latents
 from ..schedules import shift_sigmas
 from . import distributed
-from .checkpoint import MetricsLog, atomic_write_text, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import (
+    MetricsLog,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
 from .lr import lr_factor
 
 log = logging.getLogger("accvideo.train")
@@ -274,8 +282,6 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
                 t = time.perf_counter()
                 raw, prompts = _encode_clips(vae, tiny.world, cfg.transformer.num_clips, cfg.seed, cfg.split)
                 payload = {"latents": normalize_latents(vae, raw), "prompts": prompts}
-                from .checkpoint import atomic_write_bytes
-
                 atomic_write_bytes(latents_file, lambda f: torch.save(payload, f))
                 log.info("encoded %d clips in %.1fs", len(prompts), time.perf_counter() - t)
             distributed.barrier(info)
@@ -315,8 +321,6 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         if info.is_main:
             pipe.transformer = ema.eval()
             pipe.save_pretrained(out / "pipeline")
-            import json
-
             sampling = {"role": "teacher", **to_dict(cfg.sampling), "height": tiny.world.height,
                         "width": tiny.world.width, "num_frames": tiny.world.num_frames,
                         "max_sequence_length": tiny.max_sequence_length}
@@ -332,7 +336,3 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         return summary
     finally:
         distributed.cleanup(info)
-
-
-def prompts_of_split(split: str) -> list[str]:
-    return [prompt_for(*c) for c in SPLITS[split]]
