@@ -20,66 +20,104 @@ import pandas as pd
 
 from .config import apply_overrides
 from .distill.cli import AccVideoDistillConfig, run_accvideo
-from .eval.procbench import run_procbench
 from .training.checkpoint import atomic_write_text
 
 log = logging.getLogger("accvideo.ablation")
 
 
-def _score(cache: Path, label: str, model, num_steps, split: str, num_videos: int, teacher, teacher_steps) -> dict:
-    path = cache / f"{label}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    result = run_procbench(model, num_steps=num_steps, split=split, num_videos=num_videos,
-                           reference=None if model == teacher and num_steps == teacher_steps else teacher,
-                           reference_steps=teacher_steps)
-    row = {"row": label, "model": str(model), "steps": result.num_steps, "nfe": result.nfe,
-           "total": round(result.total, 2), **{k: round(v, 4) for k, v in result.scores.items() if k != "total"},
-           "seconds_per_video": round(result.timings["total"], 4)}
-    atomic_write_text(path, json.dumps(row, indent=2))
-    return row
+class Scorer:
+    """ProcBench rows against one reference (the teacher at its own step count), cached as JSON.
+
+    The reference videos are generated once per scorer and reused for every row's PSNR, so
+    scoring k rows costs k generations, not 2k. A row whose JSON exists is read, not rescored.
+    """
+
+    def __init__(self, teacher, cache: str | Path, split: str = "train", num_videos: int = 32,
+                 teacher_steps: int | None = None):
+        from .models.registry import load_pipeline
+
+        self.teacher, self.split, self.num_videos = teacher, split, num_videos
+        self.teacher_steps = teacher_steps or load_pipeline(teacher).accvideo_sampling.get("num_steps", 50)
+        self.cache = Path(cache)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self._reference: list | None = None
+
+    def reference_videos(self) -> list:
+        if self._reference is None:
+            from .eval.procbench import _load, benchmark_prompts, generate_videos
+
+            pairs = benchmark_prompts(self.split, self.num_videos)
+            self._reference, _ = generate_videos(_load(self.teacher)[0], pairs, self.teacher_steps, desc="reference")
+        return self._reference
+
+    def score(self, label: str, model, num_steps: int | None = None) -> dict:
+        """One row: ProcBench of `model` (at `num_steps`, or its own defaults), PSNR vs the reference."""
+        from .eval.procbench import _load, benchmark_prompts, generate_videos, score_videos
+
+        path = self.cache / f"{self.split}-{label.replace('/', '_').replace(' ', '_')}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        pairs = benchmark_prompts(self.split, self.num_videos)
+        is_reference = model == self.teacher and num_steps == self.teacher_steps
+        videos, results = generate_videos(_load(model)[0], pairs, num_steps, desc=f"procbench {label}")
+        scores, _ = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs],
+                                 None if is_reference else self.reference_videos())
+        first = results[0]
+        row = {"row": label, "model": str(model), "split": self.split, "steps": first.num_steps, "nfe": first.nfe,
+               "total": round(scores["total"], 2),
+               **{k: round(v, 4) for k, v in scores.items() if k != "total"},
+               "seconds_per_video": round(float(sum(r.timings["total"] for r in results) / len(results)), 4)}
+        atomic_write_text(path, json.dumps(row, indent=2))
+        log.info("%s: ProcBench %s total %.2f", label, self.split, row["total"])
+        return row
 
 
 def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int = 5, frontier: tuple[int, ...] = (),
                  steps: int | None = None, split: str = "train", num_videos: int = 32,
-                 overrides: list[str] | None = None) -> pd.DataFrame:
-    """Train the ablation's students (resumable) and score every row; writes out/ablation.md, .csv, .png."""
-    from .models.registry import load_pipeline
+                 overrides: list[str] | None = None, frontier_steps: int | None = None,
+                 scorer: Scorer | None = None) -> pd.DataFrame:
+    """Train the ablation's students (resumable) and score every row; writes out/ablation.md, .csv, .png.
 
+    `frontier_steps`: optimiser steps of the frontier students (default `steps`); their
+    adversarial phase then starts at a quarter of it. `scorer`: share a reference and a score
+    cache with other rows (default: one under out/scores)."""
     out = Path(out)
-    cache = out / "scores"
-    cache.mkdir(parents=True, exist_ok=True)
-    teacher_steps = load_pipeline(teacher).accvideo_sampling.get("num_steps", 50)
+    scorer = scorer or Scorer(teacher, out / "scores", split, num_videos)
+    teacher_steps = scorer.teacher_steps
 
-    def student(m: int, lambda_adv: float | None, name: str) -> Path:
+    def student(m: int, lambda_adv: float | None, name: str, train_steps: int | None) -> Path:
         extra = [f"method.num_key_steps={m}"] + ([f"method.lambda_adv={lambda_adv}"] if lambda_adv is not None else [])
-        if steps is not None:
-            extra.append(f"trainer.steps={steps}")
+        if train_steps is not None:
+            extra.append(f"trainer.steps={train_steps}")
+            if train_steps != steps:
+                extra.append(f"method.adv_start={train_steps // 4}")
         cfg = apply_overrides(AccVideoDistillConfig(), list(overrides or []) + extra)
         run_accvideo(teacher, synvid, out / name, cfg, resume=True)
         return out / name / "pipeline"
 
-    rows = [_score(cache, f"teacher@{teacher_steps}", teacher, teacher_steps, split, num_videos, teacher,
-                   teacher_steps),
-            _score(cache, f"teacher@{num_key_steps}", teacher, num_key_steps, split, num_videos, teacher,
-                   teacher_steps)]
-    traj = student(num_key_steps, 0.0, f"traj-m{num_key_steps}")
-    rows.append(_score(cache, "+ trajectory loss", str(traj), None, split, num_videos, teacher, teacher_steps))
-    full = student(num_key_steps, None, f"full-m{num_key_steps}")
-    rows.append(_score(cache, "+ adversarial", str(full), None, split, num_videos, teacher, teacher_steps))
+    rows = [scorer.score(f"teacher@{teacher_steps}", teacher, teacher_steps),
+            scorer.score(f"teacher@{num_key_steps}", teacher, num_key_steps)]
+    traj = student(num_key_steps, 0.0, f"traj-m{num_key_steps}", steps)
+    rows.append(scorer.score("+ trajectory loss", str(traj)))
+    full = student(num_key_steps, None, f"full-m{num_key_steps}", steps)
+    rows.append(scorer.score("+ adversarial", str(full)))
     for m in frontier:
         if m == num_key_steps:
             continue
-        rows.append(_score(cache, f"teacher@{m}", teacher, m, split, num_videos, teacher, teacher_steps))
-        path = student(m, None, f"full-m{m}")
-        rows.append(_score(cache, f"student m={m}", str(path), None, split, num_videos, teacher, teacher_steps))
+        rows.append(scorer.score(f"teacher@{m}", teacher, m))
+        path = student(m, None, f"full-m{m}", frontier_steps or steps)
+        rows.append(scorer.score(f"student m={m}", str(path)))
     table = pd.DataFrame(rows)
     table.to_csv(out / "ablation.csv", index=False)
-    columns = [c for c in ("row", "steps", "nfe", "total", "semantic", "color", "shape", "motion", "temporal",
-                           "fidelity", "psnr", "seconds_per_video") if c in table.columns]
-    atomic_write_text(out / "ablation.md", markdown_table(table[columns]))
+    atomic_write_text(out / "ablation.md", markdown_table(table[table_columns(table)]))
     plot_ablation(table, out)
     return table
+
+
+def table_columns(table: pd.DataFrame) -> list[str]:
+    """The columns a ProcBench row table shows, in order, where present."""
+    return [c for c in ("row", "split", "steps", "nfe", "total", "semantic", "color", "shape", "motion", "temporal",
+                        "fidelity", "psnr", "seconds_per_video") if c in table.columns]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -45,8 +45,9 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = ASSETS) -> Path:
-    """Copy `run_dir`'s pipeline into `dest_root/name` with provenance.json and samples.png."""
+def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = ASSETS,
+               extra: dict | None = None) -> Path:
+    """Copy `run_dir`'s pipeline into `dest_root/name` with provenance.json (plus `extra`) and samples.png."""
     run_dir = Path(run_dir)
     source = resolve_model(run_dir)
     dest = dest_root / name
@@ -64,6 +65,7 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
         "num_params": summary.get("num_params"),
         "final_losses": {k: summary[k]["final"].get("loss") for k in ("vae", "transformer") if k in summary},
         "config": summary.get("config"),
+        **(extra or {}),
     }
     atomic_write_text(dest / "provenance.json", json.dumps(provenance, indent=2))
     sample_grid(load_pipeline(dest), dest / "samples.png")

@@ -83,6 +83,18 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import run_reproduce
+
+    only = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else ()
+    command = "python -m accvideo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
+    data = run_reproduce(args.out, args.preset, args.results, args.bundle_dir, only, command)
+    walls = {s: v.get("wall_s") for s, v in data["stages"].items()}
+    print(json.dumps({"stages_wall_s": walls, "total_wall_s": round(sum(w or 0 for w in walls.values()), 1)},
+                     indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m accvideo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every student's config")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ablation)
+
+    p = sub.add_parser("reproduce", help="the whole pipeline: teacher, SynVid, students, eval, bench, toy, report")
+    p.add_argument("--preset", default="tiny", help="tiny (the bundled models) or smoke (a one-minute check)")
+    p.add_argument("--out", required=True, help="work folder; rerun into it to resume")
+    p.add_argument("--results", default=None, help="where RESULTS.md goes (default OUT/RESULTS.md), "
+                   "its figures in a sibling results/ folder, e.g. docs/RESULTS.md")
+    p.add_argument("--bundle-dir", default=None, help="also bundle tiny-teacher, tiny-accvideo and tiny-gpd here "
+                   "(assets to replace the bundled models)")
+    p.add_argument("--stages", default="", help="run only these stages (comma-separated), e.g. report")
+    p.set_defaults(func=cmd_reproduce)
 
     from .distill.cli import add_parser as add_distill
 

@@ -1,13 +1,17 @@
-"""The bundled models still load and still work: a quality floor on a handful of fixed prompts.
+"""The bundled models still load and still work: a quality floor on a handful of fixed prompts,
+and the students faster than the teacher in the same run (a ratio, never an absolute time).
 
-Fast enough for every CI run (6 videos at 50 steps). The floor sits below the measured figures
-(docs/EVAL.md) so it catches a broken asset or a regression in the code path, not noise.
+Fast enough for every CI run. The floors sit below the measured figures (docs/RESULTS.md) so
+they catch a broken asset or a regression in the code path, not noise.
 """
 
 import pytest
 
+from accvideo.eval.bench import run_speed_bench
 from accvideo.eval.procbench import benchmark_prompts, generate_videos, score_videos
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import BUNDLED, load_pipeline
+
+STUDENTS = [name for name in ("tiny-accvideo", "tiny-gpd") if name in BUNDLED]
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +25,29 @@ def test_bundled_teacher_defaults(teacher):
     assert (defaults["height"], defaults["width"], defaults["num_frames"]) == (32, 32, 9)
 
 
-def test_bundled_teacher_quality_floor(teacher):
+def _floor(pipe, expected_nfe: int):
     pairs = benchmark_prompts("train", num_videos=6)
-    videos, results = generate_videos(teacher, pairs)
+    videos, results = generate_videos(pipe, pairs)
     scores, table = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs])
-    assert results[0].nfe == 100
+    assert results[0].nfe == expected_nfe
     assert scores["color"] >= 5 / 6 and scores["motion"] >= 5 / 6, table.to_string()
     assert scores["total"] >= 75, scores
+
+
+def test_bundled_teacher_quality_floor(teacher):
+    _floor(teacher, 100)
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_bundled_student_quality_floor(name):
+    student = load_pipeline(name)
+    defaults = student.accvideo_sampling
+    assert defaults["role"] == "student" and defaults["guidance_scale"] == 1.0
+    _floor(student, defaults["num_steps"])  # one call per step: guidance is distilled in
+
+
+def test_bundled_students_faster_than_teacher_in_one_run():
+    result = run_speed_bench(["tiny-teacher", *STUDENTS], repeats=2, warmup=1)
+    speedup = dict(zip(result.rows.model, result.rows.speedup))
+    for name in STUDENTS:
+        assert speedup[name] > 3, result.rows.to_string()  # measured ~10x; 3x leaves room for a busy CI box

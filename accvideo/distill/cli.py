@@ -77,6 +77,8 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
                 torch.manual_seed(cfg.trainer.seed + k)
                 method = GPDStage(cfg.method, k, guide, guide, guide_steps, guide_guidance, text, empty, shape, shift)
                 stage_cfg.seed = cfg.trainer.seed + k
+                if cfg.method.stage_steps:
+                    stage_cfg.steps = cfg.method.stage_steps[k - 1]
                 result = run_training(method, stage_cfg, cfg, stage_dir, teacher, resume=resume, info=info)
                 summaries.append({"stage": k, "student_steps": n, **result})
                 student = method.student

@@ -45,6 +45,10 @@ class GPDConfig:
     freq_cutoff: float = 0.5
     freq_high_weight: float = 4.0
     freq_stages: tuple[int, ...] = ()  # stage indices (1-based) using L_freq; empty = all
+    stage_steps: tuple[int, ...] = ()  # optimiser steps per stage; empty = trainer.steps for every stage
+    # One step index per batch: the on-policy roll-out then costs index calls, not the batch's
+    # largest index (about half the forward passes); per-sample indices are the other choice.
+    shared_index: bool = True
 
     def validate(self) -> None:
         previous = self.teacher_steps
@@ -55,6 +59,9 @@ class GPDConfig:
                 raise ValueError(f"`method.schedule` must decrease, each count dividing the previous one "
                                  f"(starting from teacher_steps={self.teacher_steps}) but is {list(self.schedule)}.")
             previous = n
+        if self.stage_steps and (len(self.stage_steps) != len(self.schedule) or min(self.stage_steps) < 1):
+            raise ValueError(f"`method.stage_steps` must give one count >= 1 per stage of {list(self.schedule)} "
+                             f"(or be empty) but is {list(self.stage_steps)}.")
         if not 0 < self.freq_cutoff < 1:
             raise ValueError(f"`method.freq_cutoff` must be in (0, 1) but is {self.freq_cutoff}.")
         if self.lambda_freq < 0:
@@ -122,9 +129,10 @@ class GPDStage:
 
     def batch(self, rng: np.random.Generator, batch_size: int) -> dict:
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        count = 1 if self.cfg.shared_index else batch_size
         return {"text": self.text[torch.from_numpy(rng.integers(0, len(self.text), batch_size))],
                 "noise": torch.randn((batch_size, *self.latent_shape), generator=g),
-                "index": torch.from_numpy(rng.integers(0, self.student_steps, batch_size))}
+                "index": torch.from_numpy(rng.integers(0, self.student_steps, count)).expand(batch_size).clone()}
 
     def _velocity(self, model, x, sigma, text, guidance: float = 1.0):
         t = sigma * 1000
