@@ -17,9 +17,11 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from .config import apply_overrides
 from .distill.cli import AccVideoDistillConfig, run_accvideo
+from .distill.gpd import high_frequency_ratio
 from .training.checkpoint import atomic_write_text
 
 log = logging.getLogger("accvideo.ablation")
@@ -63,10 +65,12 @@ class Scorer:
         scores, _ = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs],
                                  None if is_reference else self.reference_videos())
         first = results[0]
+        hf = high_frequency_ratio(torch.cat([r.latents for r in results])).mean().item()
         row = {"row": label, "model": str(model), "split": self.split, "steps": first.num_steps, "nfe": first.nfe,
                "total": round(scores["total"], 2),
                **{k: round(v, 4) for k, v in scores.items() if k != "total"},
-               "seconds_per_video": round(float(sum(r.timings["total"] for r in results) / len(results)), 4)}
+               "seconds_per_video": round(float(sum(r.timings["total"] for r in results) / len(results)), 4),
+               "hf_energy": round(hf, 5)}
         atomic_write_text(path, json.dumps(row, indent=2))
         log.info("%s: ProcBench %s total %.2f", label, self.split, row["total"])
         return row
@@ -114,10 +118,48 @@ def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int 
     return table
 
 
+def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = (48, 24, 12, 6),
+                     stage_steps: tuple[int, ...] = (400, 200, 200), split: str = "train", num_videos: int = 24,
+                     overrides: list[str] | None = None, full_run: str | Path | None = None,
+                     scorer: Scorer | None = None) -> pd.DataFrame:
+    """GPD with and without the frequency loss, and with and without progressive stages.
+
+    Rows: the teacher at `schedule[0]` and at `schedule[-1]` steps; the full GPD student
+    (`full_run` if given, e.g. the one `reproduce` trained, else trained here); the same without
+    the frequency loss; one jump schedule[0] -> schedule[-1] with as many optimiser steps as all
+    progressive stages together. `hf_energy` is the share of latent spectral energy above the
+    cutoff; `hf_vs_teacher` divides it by the teacher's at schedule[0] steps (1 = as sharp)."""
+    from .distill.cli import GPDDistillConfig, run_gpd
+
+    out = Path(out)
+    scorer = scorer or Scorer(teacher, out / "scores", split, num_videos)
+
+    def student(name: str, counts: tuple[int, ...], steps: tuple[int, ...], extra: list[str]) -> Path:
+        cfg = apply_overrides(GPDDistillConfig(), list(overrides or []) + [
+            f"method.teacher_steps={counts[0]}", f"method.schedule=[{','.join(map(str, counts[1:]))}]",
+            f"method.stage_steps=[{','.join(map(str, steps))}]", *extra])
+        run_gpd(teacher, out / name, cfg, resume=True)
+        return out / name / "pipeline"
+
+    full = Path(full_run) / "pipeline" if full_run else student("full", schedule, stage_steps, [])
+    rows = [scorer.score(f"teacher@{schedule[0]}", teacher, schedule[0]),
+            scorer.score(f"teacher@{schedule[-1]}", teacher, schedule[-1]),
+            scorer.score("GPD: progressive + frequency loss", str(full)),
+            scorer.score("GPD without the frequency loss",
+                         str(student("no-freq", schedule, stage_steps, ["method.lambda_freq=0"]))),
+            scorer.score(f"GPD one jump {schedule[0]} -> {schedule[-1]}",
+                         str(student("one-jump", (schedule[0], schedule[-1]), (sum(stage_steps),), [])))]
+    table = pd.DataFrame(rows)
+    table["hf_vs_teacher"] = (table["hf_energy"] / table["hf_energy"].iloc[0]).round(3)
+    table.to_csv(out / "gpd_ablation.csv", index=False)
+    atomic_write_text(out / "gpd_ablation.md", markdown_table(table[table_columns(table)]))
+    return table
+
+
 def table_columns(table: pd.DataFrame) -> list[str]:
     """The columns a ProcBench row table shows, in order, where present."""
     return [c for c in ("row", "split", "steps", "nfe", "total", "semantic", "color", "shape", "motion", "temporal",
-                        "fidelity", "psnr", "seconds_per_video") if c in table.columns]
+                        "fidelity", "psnr", "seconds_per_video", "hf_energy", "hf_vs_teacher") if c in table.columns]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -72,12 +72,27 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from .ablation import run_ablation
+    from .ablation import run_ablation, run_gpd_ablation
 
-    frontier = tuple(int(m) for m in args.frontier.split(",") if m.strip()) if args.frontier else ()
-    table = run_ablation(args.teacher, args.synvid, args.out, num_key_steps=args.m, frontier=frontier,
-                         steps=args.steps, split=args.split, num_videos=args.num_videos, overrides=args.set)
-    print((Path(args.out) / "ablation.md").read_text())
+    def counts(text: str, name: str) -> tuple[int, ...]:
+        parts = [c.strip() for c in text.split(",") if c.strip()]
+        if not all(c.isdigit() for c in parts):
+            raise ValueError(f"`{name}` must be comma-separated integers but is {text!r}.")
+        return tuple(int(c) for c in parts)
+
+    if args.method == "gpd":
+        table = run_gpd_ablation(args.teacher, args.out, counts(args.schedule, "--schedule"),
+                                 counts(args.stage_steps, "--stage-steps"), split=args.split,
+                                 num_videos=args.num_videos, overrides=args.set, full_run=args.full_run)
+        report = Path(args.out) / "gpd_ablation.md"
+    else:
+        if not args.synvid:
+            raise ValueError("`--synvid` is required for `ablation --method accvideo`.")
+        table = run_ablation(args.teacher, args.synvid, args.out, num_key_steps=args.m,
+                             frontier=counts(args.frontier, "--frontier"), steps=args.steps, split=args.split,
+                             num_videos=args.num_videos, overrides=args.set, frontier_steps=args.frontier_steps)
+        report = Path(args.out) / "ablation.md"
+    print(report.read_text())
     if args.json:
         print(table.to_json(orient="records"))
     return 0
@@ -127,13 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--command-line", default=None, help="the command that produced the run (for provenance)")
     p.set_defaults(func=cmd_bundle)
 
-    p = sub.add_parser("ablation", help="AccVideo ablation (teacher@m, + trajectory, + adversarial) and frontier")
+    p = sub.add_parser("ablation", help="AccVideo ablation (teacher@m, + trajectory, + adversarial) and frontier; "
+                       "GPD ablation (frequency loss, progressive stages)")
+    p.add_argument("--method", choices=["accvideo", "gpd"], default="accvideo")
     p.add_argument("--teacher", default="tiny-teacher")
-    p.add_argument("--synvid", required=True, help="SynVid folder stored with --store all")
+    p.add_argument("--synvid", default=None, help="accvideo: SynVid folder holding the key states")
     p.add_argument("--out", required=True)
-    p.add_argument("--m", type=int, default=5, help="student steps of the main ablation")
-    p.add_argument("--frontier", default="", help="other student step counts, e.g. 2,3,4")
-    p.add_argument("--steps", type=int, default=None, help="distillation steps per student")
+    p.add_argument("--m", type=int, default=5, help="accvideo: student steps of the main ablation")
+    p.add_argument("--frontier", default="", help="accvideo: other student step counts, e.g. 2,3,4")
+    p.add_argument("--steps", type=int, default=None, help="accvideo: distillation steps per student")
+    p.add_argument("--frontier-steps", type=int, default=None, help="accvideo: steps of each frontier student")
+    p.add_argument("--schedule", default="48,24,12,6", help="gpd: teacher steps, then each stage's")
+    p.add_argument("--stage-steps", default="400,200,200", help="gpd: optimiser steps per stage")
+    p.add_argument("--full-run", default=None, help="gpd: reuse this finished GPD run as the full row")
     p.add_argument("--split", default="train", choices=["train", "heldout"])
     p.add_argument("--num-videos", type=int, default=32)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every student's config")

@@ -123,3 +123,20 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
     assert runs[1]["resumed_from"] == 2 and runs[1]["steps"] == 3
     log = [json.loads(x) for x in (tmp_path / "stages" / "stage-2" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]  # continuous, nothing logged twice
+
+
+def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path):
+    from accvideo.ablation import run_gpd_ablation
+
+    table = run_gpd_ablation(str(tiny_pipeline_dir), tmp_path, schedule=(4, 2, 1), stage_steps=(1, 1),
+                             num_videos=2, overrides=["trainer.batch_size=2", "trainer.log_every=1"])
+    assert list(table.row) == ["teacher@4", "teacher@1", "GPD: progressive + frequency loss",
+                               "GPD without the frequency loss", "GPD one jump 4 -> 1"]
+    assert table.hf_vs_teacher.iloc[0] == 1.0 and table.hf_energy.between(0, 1).all()
+    one_jump = json.loads((tmp_path / "one-jump" / "pipeline" / "accvideo_sampling.json").read_text())
+    assert one_jump["num_steps"] == 1 and one_jump["schedule"] == [1]
+    import yaml
+
+    no_freq = yaml.safe_load((tmp_path / "no-freq" / "stages" / "stage-1" / "config.yaml").read_text())
+    assert no_freq["method"]["lambda_freq"] == 0
+    assert (tmp_path / "gpd_ablation.md").read_text().count("\n") == 7
