@@ -68,5 +68,7 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
         **(extra or {}),
     }
     atomic_write_text(dest / "provenance.json", json.dumps(provenance, indent=2))
+    if (run_dir / "summary.json").exists():  # the full training summary (losses, wall time, config)
+        shutil.copy(run_dir / "summary.json", dest / "training_summary.json")
     sample_grid(load_pipeline(dest), dest / "samples.png")
     return dest
