@@ -22,18 +22,33 @@ assert all(c in TRAIN_COMBOS for c in _GRID_TRAIN)
 GRID_PROMPTS = [prompt_for(*c) for c in _GRID_TRAIN] + [prompt_for(*c) for c in (HELDOUT_COMBOS[0], HELDOUT_COMBOS[2])]
 
 
-def sample_grid(pipe, path: str | Path, prompts: list[str] = GRID_PROMPTS, seed: int = 0, scale: int = 4,
-                **gen_kwargs) -> Path:
-    """Write a PNG: one row per prompt (label, then every other frame), upscaled `scale` x."""
-    rows = []
-    for prompt in prompts:
-        video = generate(pipe, prompt, seed=seed, **gen_kwargs).video  # (T, H, W, 3)
-        frames = [np.kron(f, np.ones((scale, scale, 1), dtype=np.uint8)) for f in video[::2]]
-        strip = np.concatenate([np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=40) for f in frames], axis=1)
-        label = Image.new("RGB", (200, strip.shape[0]), (255, 255, 255))
-        ImageDraw.Draw(label).text((6, strip.shape[0] // 2 - 6), prompt, fill=(0, 0, 0))
-        rows.append(np.concatenate([np.asarray(label), strip], axis=1))
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+def comparison_grid(columns: list[tuple[str, object, int | None]], path: str | Path,
+                    prompts: list[str] = GRID_PROMPTS, seed: int = 0, scale: int = 3) -> Path:
+    """A PNG with one row per prompt and one column group per model, all on the same seed:
+    every other frame. `columns`: (title, model name, folder or loaded pipeline, steps or None
+    for the model's own)."""
+    blocks = []
+    for title, model, steps in columns:
+        pipe = load_pipeline(model) if isinstance(model, str | Path) else model
+        strips = []
+        for prompt in prompts:
+            video = generate(pipe, prompt, seed=seed, num_steps=steps).video[::2]
+            frames = [np.kron(f, np.ones((scale, scale, 1), dtype=np.uint8)) for f in video]
+            strips.append(np.concatenate([np.pad(f, ((1, 1), (1, 1), (0, 0)), constant_values=255) for f in frames],
+                                         axis=1))
+        block = np.concatenate(strips, axis=0)
+        header = Image.new("RGB", (block.shape[1], 18), (255, 255, 255))
+        ImageDraw.Draw(header).text((4, 3), title, fill=(0, 0, 0))
+        blocks.append(np.concatenate([np.asarray(header), block], axis=0))
+    height = blocks[0].shape[0]
+    labels = Image.new("RGB", (190, height), (255, 255, 255))
+    row_h = (height - 18) // len(prompts)
+    for i, prompt in enumerate(prompts):
+        ImageDraw.Draw(labels).text((4, 18 + i * row_h + row_h // 2 - 6), prompt, fill=(0, 0, 0))
+    parts = [np.asarray(labels)]
+    for block in blocks:
+        parts += [np.full((height, 8, 3), 255, dtype=np.uint8), block]
+    Image.fromarray(np.concatenate(parts, axis=1)).save(path)
     return Path(path)
 
 
@@ -70,5 +85,5 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
     atomic_write_text(dest / "provenance.json", json.dumps(provenance, indent=2))
     if (run_dir / "summary.json").exists():  # the full training summary (losses, wall time, config)
         shutil.copy(run_dir / "summary.json", dest / "training_summary.json")
-    sample_grid(load_pipeline(dest), dest / "samples.png")
+    comparison_grid([(name, dest, None)], dest / "samples.png", scale=4)
     return dest

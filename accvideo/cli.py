@@ -98,6 +98,21 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grid(args: argparse.Namespace) -> int:
+    from .bundle import comparison_grid
+    from .eval.bench import parse_model_spec
+
+    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    if not specs:
+        raise ValueError(f"`--models` must list at least one NAME_OR_DIR[@STEPS] but is {args.models!r}.")
+    columns = []
+    for spec in specs:
+        name, steps = parse_model_spec(spec)
+        columns.append((spec if steps is None else f"{name}, {steps} steps", name, steps))
+    print(comparison_grid(columns, args.out, seed=args.seed))
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import run_reproduce
 
@@ -160,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every student's config")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ablation)
+
+    p = sub.add_parser("grid", help="one PNG: the same prompts and seed through several models, side by side")
+    p.add_argument("--models", required=True, help="comma-separated NAME_OR_DIR[@STEPS]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="PNG path")
+    p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("reproduce", help="the whole pipeline: teacher, SynVid, students, eval, bench, toy, report")
     p.add_argument("--preset", default="tiny", help="tiny (the bundled models) or smoke (a one-minute check)")

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -288,41 +287,12 @@ def stage_toy(p: Paths, preset: Preset) -> dict:
 
 
 def _comparison_grid(p: Paths, preset: Preset, path: Path, seed: int = 0) -> None:
-    """Rows = prompts, column groups = models (same prompt and seed), every other frame."""
-    from PIL import Image, ImageDraw
-
-    from .bundle import GRID_PROMPTS
-    from .inference import generate
-    from .models.registry import load_pipeline
+    from .bundle import comparison_grid
 
     n, m = teacher_steps(p), preset.accvideo_m
-    columns = [(f"teacher {n} steps", p.teacher, n), (f"teacher {m} steps", p.teacher, m),
-               (f"AccVideo {m} steps", p.student(m), None),
-               (f"GPD {preset.gpd_schedule[-1]} steps", p.gpd / "pipeline", None)]
-    scale, gap = 3, 8
-    blocks = []
-    for title, folder, steps in columns:
-        pipe = load_pipeline(folder)
-        strips = []
-        for prompt in GRID_PROMPTS:
-            video = generate(pipe, prompt, seed=seed, num_steps=steps).video[::2]
-            frames = [np.kron(f, np.ones((scale, scale, 1), dtype=np.uint8)) for f in video]
-            strips.append(np.concatenate([np.pad(f, ((1, 1), (1, 1), (0, 0)), constant_values=255) for f in frames],
-                                         axis=1))
-        block = np.concatenate(strips, axis=0)
-        header = Image.new("RGB", (block.shape[1], 18), (255, 255, 255))
-        ImageDraw.Draw(header).text((4, 3), title, fill=(0, 0, 0))
-        blocks.append(np.concatenate([np.asarray(header), block], axis=0))
-    height = blocks[0].shape[0]
-    labels = Image.new("RGB", (190, height), (255, 255, 255))
-    row_h = (height - 18) // len(GRID_PROMPTS)
-    for i, prompt in enumerate(GRID_PROMPTS):
-        ImageDraw.Draw(labels).text((4, 18 + i * row_h + row_h // 2 - 6), prompt, fill=(0, 0, 0))
-    spacer = np.full((height, gap, 3), 255, dtype=np.uint8)
-    parts = [np.asarray(labels)]
-    for block in blocks:
-        parts += [spacer, block]
-    Image.fromarray(np.concatenate(parts, axis=1)).save(path)
+    comparison_grid([(f"teacher {n} steps", p.teacher, n), (f"teacher {m} steps", p.teacher, m),
+                     (f"AccVideo {m} steps", p.student(m), None),
+                     (f"GPD {preset.gpd_schedule[-1]} steps", p.gpd / "pipeline", None)], path, seed=seed)
 
 
 def _frontier_plot(procbench: pd.DataFrame, bench: pd.DataFrame, path: Path, m: int) -> None:

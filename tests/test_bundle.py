@@ -24,3 +24,16 @@ def test_bundle_copies_pipeline_with_provenance_and_grid(tiny_pipeline_dir, tmp_
     assert grid.height >= len(GRID_PROMPTS) * 32 * 4
     pipe = load_pipeline(dest)
     assert pipe.accvideo_sampling["num_steps"] == 4
+    assert json.loads((dest / "training_summary.json").read_text())["wall_s"] == 12.5
+
+
+def test_grid_cli_puts_models_side_by_side(tiny_pipeline_dir, tmp_path):
+    from accvideo.cli import main
+
+    out = tmp_path / "grid.png"
+    assert main(["grid", "--models", f"{tiny_pipeline_dir}@2,{tiny_pipeline_dir}@1", "--out", str(out)]) == 0
+    grid = Image.open(out)
+    frames = 5  # every other frame of 9
+    assert grid.width >= 190 + 2 * (8 + frames * (32 * 3 + 2))
+    assert grid.height == 18 + len(GRID_PROMPTS) * (32 * 3 + 2)
+    assert main(["grid", "--models", " , ", "--out", str(out)]) == 2
