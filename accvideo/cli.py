@@ -83,7 +83,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     if args.method == "gpd":
         table = run_gpd_ablation(args.teacher, args.out, counts(args.schedule, "--schedule"),
                                  counts(args.stage_steps, "--stage-steps"), split=args.split,
-                                 num_videos=args.num_videos, overrides=args.set, full_run=args.full_run)
+                                 num_videos=args.num_videos, overrides=args.set, full_run=args.full_run,
+                                 one_jump_steps=args.one_jump_steps)
         report = Path(args.out) / "gpd_ablation.md"
     else:
         if not args.synvid:
@@ -169,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frontier-steps", type=int, default=None, help="accvideo: steps of each frontier student")
     p.add_argument("--schedule", default="48,24,12,6", help="gpd: teacher steps, then each stage's")
     p.add_argument("--stage-steps", default="400,200,200", help="gpd: optimiser steps per stage")
+    p.add_argument("--one-jump-steps", type=int, default=None, help="gpd: optimiser steps of the one-jump row "
+                   "(default: the sum of --stage-steps)")
     p.add_argument("--full-run", default=None, help="gpd: reuse this finished GPD run as the full row")
     p.add_argument("--split", default="train", choices=["train", "heldout"])
     p.add_argument("--num-videos", type=int, default=32)
