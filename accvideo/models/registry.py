@@ -139,7 +139,7 @@ def load_pipeline(name_or_dir: str | Path, dtype: str = "fp32", device: str | No
             validate_folder(folder)
             try:
                 pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True,
-                                                         torch_dtype=options.torch_dtype)
+                                                         dtype=options.torch_dtype)
             except Exception as err:
                 raise ValueError(f"model folder {str(folder)!r} could not be loaded: {err}") from err
             pipe.set_progress_bar_config(disable=True)

@@ -48,7 +48,8 @@ def build_tiny_hunyuan(seed: int = 0) -> HunyuanVideoPipeline:
         latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4,
         spatial_compression_ratio=8, temporal_compression_ratio=4, mid_block_add_attention=False)
     pipe = HunyuanVideoPipeline(
-        text_encoder=text_encoder.eval(), tokenizer=tokenizer, transformer=HunyuanVideoTransformer3DModel(**TRANSFORMER),
+        text_encoder=text_encoder.eval(), tokenizer=tokenizer,
+        transformer=HunyuanVideoTransformer3DModel(**TRANSFORMER),
         vae=vae.eval(), scheduler=FlowMatchEulerDiscreteScheduler(shift=SAMPLING["shift"]),
         text_encoder_2=text_encoder_2.eval(), tokenizer_2=tokenizer_2)
     pipe.accvideo_sampling = dict(SAMPLING)  # what load_pipeline attaches from accvideo_sampling.json
