@@ -97,6 +97,16 @@ def make_velocity(pipe, text: torch.Tensor, negative: torch.Tensor | None, guida
     return velocity
 
 
+def default_shift(pipe) -> float:
+    """The model's own schedule shift: its sampling defaults, else its scheduler's (`shift` for
+    FlowMatchEuler configs, `flow_shift` for the UniPC configs of the Wan2.1 -Diffusers repos)."""
+    defaults = getattr(pipe, "accvideo_sampling", {}) or {}
+    if defaults.get("shift") is not None:
+        return float(defaults["shift"])
+    config = pipe.scheduler.config
+    return float(config["flow_shift"] if config.get("flow_shift") is not None else config.get("shift", 1.0))
+
+
 def latent_shape(pipe, num_frames: int, height: int, width: int) -> tuple[int, ...]:
     ft, fs = family_of(pipe).scale_factors(pipe)
     return (1, pipe.transformer.config.in_channels, (num_frames - 1) // ft + 1, height // fs, width // fs)
@@ -130,9 +140,7 @@ def generate(pipe, prompt: str, seed: int = 0, num_steps: int | None = None, gui
         sigmas = defaults["sigmas"]  # a distilled student samples on its own key-step schedule
     num_steps = num_steps if num_steps is not None else defaults.get("num_steps", 50)
     guidance_scale = guidance_scale if guidance_scale is not None else defaults.get("guidance_scale", 1.0)
-    if shift is None:  # the model's own default, else its scheduler's (`flow_shift` for UniPC configs)
-        config = pipe.scheduler.config
-        shift = defaults.get("shift", config.get("shift", 1.0) if "flow_shift" not in config else config["flow_shift"])
+    shift = shift if shift is not None else default_shift(pipe)
     num_frames = num_frames if num_frames is not None else defaults.get("num_frames", 9)
     height = height if height is not None else defaults.get("height", 32)
     width = width if width is not None else defaults.get("width", 32)

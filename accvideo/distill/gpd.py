@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -45,6 +46,7 @@ class GPDConfig:
     freq_cutoff: float = 0.5
     freq_high_weight: float = 4.0
     freq_stages: tuple[int, ...] = ()  # stage indices (1-based) using L_freq; empty = all
+    prompts: str = "train"  # a procedural split (train, heldout, all) or a text file, one prompt a line
 
     def validate(self) -> None:
         previous = self.teacher_steps
@@ -108,6 +110,15 @@ class GPDStage:
         self.latent_shape = latent_shape
         self.use_freq = cfg.lambda_freq > 0 and (not cfg.freq_stages or stage in cfg.freq_stages)
 
+    def to(self, device: torch.device) -> GPDStage:
+        """Move the models, schedules and the empty-prompt embedding to `device` (the prompt
+        embeddings stay on the CPU; the trainer moves each batch)."""
+        self.guide.to(device)
+        self.student.to(device)
+        self.guide_sigmas, self.student_sigmas = self.guide_sigmas.to(device), self.student_sigmas.to(device)
+        self.empty_text = self.empty_text.to(device)
+        return self
+
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student}
 
@@ -141,7 +152,13 @@ class GPDStage:
         let the guide take `span` steps. Returns (x_i, target), both (B, C, T, H, W)."""
         x = noise.clone()
         s = self.student_sigmas
-        for i in range(int(index.max())):
+        steps = index.max().clone()
+        if dist.is_initialized():
+            # FSDP2 gathers parameters inside every forward: all ranks must make the same
+            # number of student calls, so roll to the largest index of any rank (the extra
+            # steps change nothing: `active` is False for every sample there)
+            dist.all_reduce(steps, op=dist.ReduceOp.MAX)
+        for i in range(int(steps)):
             active = (index > i).view(-1, 1, 1, 1, 1)
             v = self._velocity(self.student, x, s[i].expand(len(x)), text)
             x = torch.where(active, x + (s[i + 1] - s[i]) * v, x)
