@@ -42,11 +42,11 @@ class GPDConfig:
     schedule: tuple[int, ...] = (24, 12, 6)  # student steps per stage; trainer.steps is per stage
     guidance_scale: float | None = None  # None: the teacher's own default
     shift: float | None = None  # None: the teacher's own default
+    prompts: str = "train"  # a procedural split (train, heldout, all) or a text file, one prompt a line
     lambda_freq: float = 0.1
     freq_cutoff: float = 0.5
     freq_high_weight: float = 4.0
     freq_stages: tuple[int, ...] = ()  # stage indices (1-based) using L_freq; empty = all
-    prompts: str = "train"  # a procedural split (train, heldout, all) or a text file, one prompt a line
 
     def validate(self) -> None:
         previous = self.teacher_steps
