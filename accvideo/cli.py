@@ -51,6 +51,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": str(pipe.accvideo_folder), "prompt": result.prompt, "seed": result.seed,
                           "steps": result.num_steps, "nfe": result.nfe, "guidance_scale": result.guidance_scale,
+                          "embedded_guidance_scale": result.embedded_guidance_scale,
                           "timings_s": t, "out": args.out}))
     else:
         print(f"model {pipe.accvideo_folder}  prompt {result.prompt!r}  seed {result.seed}")
