@@ -41,9 +41,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
                          vae_tiling=args.vae_tiling)
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    if on_gpu:  # the peak of this generation alone, for the memory figures of docs/GPU.md
+        torch.cuda.reset_peak_memory_stats()
     result = generate(pipe, args.prompt, seed=args.seed, num_steps=args.steps, guidance_scale=args.guidance,
                       num_frames=args.frames, height=args.height, width=args.width,
                       embedded_guidance_scale=args.embedded_guidance)
+    peak_gb = torch.cuda.max_memory_allocated() / 1e9 if on_gpu else None
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_mp4(result.video, args.out, size=args.size)
@@ -51,7 +57,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": str(pipe.accvideo_folder), "prompt": result.prompt, "seed": result.seed,
                           "steps": result.num_steps, "nfe": result.nfe, "guidance_scale": result.guidance_scale,
-                          "embedded_guidance_scale": result.embedded_guidance_scale,
+                          "embedded_guidance_scale": result.embedded_guidance_scale, "peak_gpu_memory_gb": peak_gb,
                           "timings_s": t, "out": args.out}))
     else:
         print(f"model {pipe.accvideo_folder}  prompt {result.prompt!r}  seed {result.seed}")
