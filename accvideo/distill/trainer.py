@@ -9,8 +9,8 @@ Parallelism (`trainer.parallel`): "ddp" replicates the trainables on every rank 
 CPU, NCCL on GPUs); "fsdp2" shards them with `torch.distributed.fsdp.fully_shard`
 (one unit per transformer block, then the root), so a rank holds 1/world of each
 trainable's parameters, gradients and optimizer state: what real students need. With
-FSDP2, checkpoints and the exported pipeline hold full (gathered) state dicts, so a run
-resumes at any world size (in the mode it started in: the optimizer states differ).
+FSDP2, checkpoints and the exported pipeline hold full (gathered) state dicts, each rank
+taking its shard on resume (in the mode the run started in: the optimizer states differ).
 
 Output folder:
     DIR/config.yaml, DIR/metrics.jsonl, DIR/checkpoints/last.pt, DIR/pipeline/, DIR/summary.json
