@@ -39,9 +39,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .inference import generate, write_mp4
     from .models.registry import load_pipeline
 
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
+                         vae_tiling=args.vae_tiling)
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    if on_gpu:  # the peak of this generation alone, for the memory figures of docs/GPU.md
+        torch.cuda.reset_peak_memory_stats()
     result = generate(pipe, args.prompt, seed=args.seed, num_steps=args.steps, guidance_scale=args.guidance,
-                      num_frames=args.frames, height=args.height, width=args.width)
+                      num_frames=args.frames, height=args.height, width=args.width,
+                      embedded_guidance_scale=args.embedded_guidance)
+    peak_gb = torch.cuda.max_memory_allocated() / 1e9 if on_gpu else None
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_mp4(result.video, args.out, size=args.size)
@@ -49,6 +57,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": str(pipe.accvideo_folder), "prompt": result.prompt, "seed": result.seed,
                           "steps": result.num_steps, "nfe": result.nfe, "guidance_scale": result.guidance_scale,
+                          "embedded_guidance_scale": result.embedded_guidance_scale, "peak_gpu_memory_gb": peak_gb,
                           "timings_s": t, "out": args.out}))
     else:
         print(f"model {pipe.accvideo_folder}  prompt {result.prompt!r}  seed {result.seed}")
@@ -151,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="long side of the written mp4 in pixels")
     p.add_argument("--out", default=None, help="mp4 path")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--embedded-guidance", type=float, default=None, help="HunyuanVideo's embedded guidance scale")
+    # memory options for real models on a GPU (docs/GPU.md)
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--offload", default="none", choices=["none", "model", "sequential"])
+    p.add_argument("--vae-tiling", action="store_true")
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("bundle", help="copy a trained run into assets/NAME with provenance and a sample grid")
     p.add_argument("--run", required=True, help="training run folder (holding pipeline/ and summary.json)")
@@ -206,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .eval.cli import add_parsers as add_eval_parsers  # eval (ProcBench) and bench
 
     add_eval_parsers(sub)
+
+    from .models.cli import add_parsers as add_model_parsers  # models, convert, lora-export
+
+    add_model_parsers(sub)
     return parser
 
 

@@ -15,6 +15,18 @@ def cmd_synvid(args: argparse.Namespace) -> int:
         shard_size=args.shard_size, guidance_scale=args.guidance, shift=args.shift, num_frames=args.frames,
         height=args.height, width=args.width, negative_prompt=args.negative_prompt, videos=args.videos,
     )
+    if args.config:
+        # the YAML preset, with every flag given on the command line (any value other than
+        # the flag's default) taking precedence
+        import dataclasses
+
+        from ..config import load_config
+
+        preset, default = load_config(SynVidConfig, args.config), SynVidConfig()
+        for f in dataclasses.fields(SynVidConfig):
+            if getattr(cfg, f.name) != getattr(default, f.name):
+                setattr(preset, f.name, getattr(cfg, f.name))
+        cfg = preset
     summary = generate_synvid(cfg, args.out, limit_shards=args.limit_shards, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(summary.line())
@@ -59,6 +71,7 @@ def add_parser(sub) -> None:
                    help="only shards 0..N-1 in this run (a partial run; rerun without it to finish)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="dataset folder (rerun into it to resume)")
+    p.add_argument("--config", default=None, help="YAML with SynVidConfig fields (e.g. configs/*/synvid.yaml)")
     p.set_defaults(func=cmd_synvid)
 
     p = sub.add_parser("synvid-check", help="verify every shard of a SynVid folder against its manifest")

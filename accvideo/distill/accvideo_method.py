@@ -143,6 +143,14 @@ class AccVideoMethod:
         dim = teacher_transformer.config.num_attention_heads * teacher_transformer.config.attention_head_dim
         self.heads = KeyStepHeads(cfg.num_key_steps, len(blocks), dim, cfg.head_hidden)
 
+    def to(self, device: torch.device) -> AccVideoMethod:
+        """Move the models and the schedule to `device` (the trainer calls this; the SynVid
+        tensors stay on the CPU and each batch is moved)."""
+        for module in (self.teacher, self.student, self.heads):
+            module.to(device)
+        self.key_sigmas = self.key_sigmas.to(device)
+        return self
+
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student, "heads": self.heads}
 

@@ -34,8 +34,8 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     import torch
     from diffusers import WanTransformer3DModel
 
-    from ..data.procedural import SPLITS, prompt_for
-    from ..inference import latent_shape
+    from ..data.synvid import load_prompts
+    from ..inference import default_shift, latent_shape
     from ..models.registry import load_pipeline
     from ..training import distributed
     from ..training.checkpoint import atomic_write_text
@@ -50,9 +50,9 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     defaults = pipe.accvideo_sampling
     guidance = cfg.method.guidance_scale
     guidance = defaults.get("guidance_scale", 1.0) if guidance is None else guidance
-    shift = defaults.get("shift", 3.0) if cfg.method.shift is None else cfg.method.shift
+    shift = default_shift(pipe) if cfg.method.shift is None else cfg.method.shift
     max_len = defaults.get("max_sequence_length", 512)
-    prompts = [prompt_for(*c) for c in SPLITS["train"]]
+    prompts = load_prompts(cfg.method.prompts)
     with torch.no_grad():
         text = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, max_sequence_length=max_len)[0]
         empty = pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=max_len)[0][0]
@@ -82,6 +82,10 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
                 result = run_training(method, stage_cfg, cfg, stage_dir, teacher, resume=resume, info=info)
                 summaries.append({"stage": k, "student_steps": n, **result})
                 student = method.student
+                if cfg.trainer.parallel == "fsdp2" and info.distributed:
+                    # the sharded student cannot guide the next stage as is: read back the
+                    # full weights the stage exported (every rank, after the trainer's barrier)
+                    student = WanTransformer3DModel.from_pretrained(stage_dir / "pipeline" / "transformer")
             # the next stage is guided by this one and starts from its weights
             guide, guide_steps, guide_guidance = student.eval().requires_grad_(False), n, 1.0
         if info.is_main:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -41,6 +42,7 @@ class GPDConfig:
     schedule: tuple[int, ...] = (24, 12, 6)  # student steps per stage; trainer.steps is per stage
     guidance_scale: float | None = None  # None: the teacher's own default
     shift: float | None = None  # None: the teacher's own default
+    prompts: str = "train"  # a procedural split (train, heldout, all) or a text file, one prompt a line
     lambda_freq: float = 0.1
     freq_cutoff: float = 0.5
     freq_high_weight: float = 4.0
@@ -115,6 +117,15 @@ class GPDStage:
         self.latent_shape = latent_shape
         self.use_freq = cfg.lambda_freq > 0 and (not cfg.freq_stages or stage in cfg.freq_stages)
 
+    def to(self, device: torch.device) -> GPDStage:
+        """Move the models, schedules and the empty-prompt embedding to `device` (the prompt
+        embeddings stay on the CPU; the trainer moves each batch)."""
+        self.guide.to(device)
+        self.student.to(device)
+        self.guide_sigmas, self.student_sigmas = self.guide_sigmas.to(device), self.student_sigmas.to(device)
+        self.empty_text = self.empty_text.to(device)
+        return self
+
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student}
 
@@ -149,7 +160,13 @@ class GPDStage:
         let the guide take `span` steps. Returns (x_i, target), both (B, C, T, H, W)."""
         x = noise.clone()
         s = self.student_sigmas
-        for i in range(int(index.max())):
+        steps = index.max().clone()
+        if dist.is_initialized():
+            # FSDP2 gathers parameters inside every forward: all ranks must make the same
+            # number of student calls, so roll to the largest index of any rank (the extra
+            # steps change nothing: `active` is False for every sample there)
+            dist.all_reduce(steps, op=dist.ReduceOp.MAX)
+        for i in range(int(steps)):
             active = (index > i).view(-1, 1, 1, 1, 1)
             v = self._velocity(self.student, x, s[i].expand(len(x)), text)
             x = torch.where(active, x + (s[i + 1] - s[i]) * v, x)

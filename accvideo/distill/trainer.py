@@ -2,8 +2,15 @@
 
 A method declares its trainable modules and its update phases (for AccVideo:
 "discriminator" then "student"); the trainer owns everything else: optimisers, gradient
-accumulation, DDP (gloo on CPU, NCCL on GPUs), logging, atomic checkpoints, resume and the
-final pipeline folder. It runs the same under `python` and `torchrun`.
+accumulation, data parallelism, logging, atomic checkpoints, resume and the final pipeline
+folder. It runs the same under `python` and `torchrun`.
+
+Parallelism (`trainer.parallel`): "ddp" replicates the trainables on every rank (gloo on
+CPU, NCCL on GPUs); "fsdp2" shards them with `torch.distributed.fsdp.fully_shard`
+(one unit per transformer block, then the root), so a rank holds 1/world of each
+trainable's parameters, gradients and optimizer state: what real students need. With
+FSDP2, checkpoints and the exported pipeline hold full (gathered) state dicts, each rank
+taking its shard on resume (in the mode the run started in: the optimizer states differ).
 
 Output folder:
     DIR/config.yaml, DIR/metrics.jsonl, DIR/checkpoints/last.pt, DIR/pipeline/, DIR/summary.json
@@ -46,6 +53,8 @@ class TrainerConfig:
     log_every: int = 25
     checkpoint_every: int = 100
     threads: int = 0  # torch threads per process; 0 leaves torch's default
+    parallel: str = "ddp"  # "ddp" | "fsdp2" (sharded; see the module docstring)
+    mixed_precision: str = "no"  # "no" | "bf16": bf16 compute, fp32 master weights and reductions
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every"):
@@ -53,6 +62,10 @@ class TrainerConfig:
                 raise ValueError(f"`trainer.{name}` must be >= 1 but is {getattr(self, name)}.")
         if not self.lr > 0:
             raise ValueError(f"`trainer.lr` must be > 0 but is {self.lr}.")
+        if self.parallel not in ("ddp", "fsdp2"):
+            raise ValueError(f"`trainer.parallel` must be 'ddp' or 'fsdp2' but is {self.parallel!r}.")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"`trainer.mixed_precision` must be 'no' or 'bf16' but is {self.mixed_precision!r}.")
 
 
 class Method(Protocol):
@@ -74,6 +87,48 @@ class Method(Protocol):
     def export(self, pipe, modules: dict[str, nn.Module]) -> dict: ...
 
 
+# Child module lists that are FSDP2 units: Wan's `blocks`, HunyuanVideo's two block stacks.
+BLOCK_LISTS = ("blocks", "transformer_blocks", "single_transformer_blocks")
+
+
+def shard_fsdp2(module: nn.Module, mesh, mixed_precision: str = "no") -> nn.Module:
+    """Shard `module` in place with FSDP2: each transformer block its own unit (its parameters
+    are gathered just for its forward/backward), then the root for the rest."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    kwargs = {"mesh": mesh}
+    if mixed_precision == "bf16":
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for name in BLOCK_LISTS:
+        for block in getattr(module, name, None) or []:
+            fully_shard(block, **kwargs)
+    fully_shard(module, **kwargs)
+    return module
+
+
+def full_state_dict(module: nn.Module, sharded: bool) -> dict:
+    """The whole state dict on rank 0 (empty elsewhere under FSDP2); collective when sharded."""
+    if not sharded:
+        return module.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+class _FullState:
+    """Stands in for a sharded module where a method's `export` reads `state_dict()`."""
+
+    def __init__(self, state: dict):
+        self._state = state
+
+    def state_dict(self) -> dict:
+        return self._state
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def _step_rng(seed: int, step: int, micro: int, rank: int) -> np.random.Generator:
     # batches depend only on (seed, step, micro-batch, rank): a resumed run sees the same data
     return np.random.default_rng([seed, step, micro, rank])
@@ -89,8 +144,21 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(full_config, out / "config.yaml")
+    if hasattr(method, "to"):  # frozen parts (teacher, guide) and schedules go to the device too
+        method.to(info.device)
     modules = method.trainable()
-    wrapped = {k: DDP(m) if info.distributed else m for k, m in modules.items()}
+    for m in modules.values():
+        m.to(info.device)
+    sharded = cfg.parallel == "fsdp2" and info.distributed
+    if sharded:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        mesh = init_device_mesh(info.device.type, (info.world_size,))
+        wrapped = {k: shard_fsdp2(m, mesh, cfg.mixed_precision) for k, m in modules.items()}
+    else:
+        wrapped = {k: DDP(m) if info.distributed else m for k, m in modules.items()}
+    # FSDP2 computes in bf16 by its policy; elsewhere autocast does it (weights stay fp32)
+    autocast = cfg.mixed_precision == "bf16" and not sharded
     optimizers = {}
     for phase in method.all_phases:
         params = [p for name in method.phase_modules(phase) for p in modules[name].parameters() if p.requires_grad]
@@ -103,10 +171,7 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
         if state.get("method") != method.name:
             raise ValueError(f"checkpoint {str(ckpt_path)!r} is from method {state.get('method')!r}, "
                              f"not {method.name!r}; use a new --out folder.")
-        for name, module in modules.items():
-            module.load_state_dict(state["modules"][name])
-        for phase, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][phase])
+        _load_states(state, modules, optimizers, method, sharded)
         set_rng_state(state["rng"])
         start = state["step"]
         metrics.truncate(lambda r: r.get("step", 0) <= start)
@@ -114,11 +179,12 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
             log.info("resumed %s from %s at step %d", method.name, ckpt_path, start)
 
     def save(step: int) -> None:
+        # under FSDP2 every rank takes part in gathering; rank 0 alone writes
+        module_states = {k: full_state_dict(m, sharded) for k, m in modules.items()}
+        optimizer_states = _optimizer_states(optimizers, modules, method, sharded)
         if info.is_main:
-            save_checkpoint(ckpt_path, method=method.name, step=step,
-                            modules={k: m.state_dict() for k, m in modules.items()},
-                            optimizers={k: o.state_dict() for k, o in optimizers.items()},
-                            config=to_dict(full_config))
+            save_checkpoint(ckpt_path, method=method.name, step=step, modules=module_states,
+                            optimizers=optimizer_states, config=to_dict(full_config))
         distributed.barrier(info)
 
     bar = tqdm(total=cfg.steps, initial=start, desc=f"distill {method.name}", disable=not info.is_main,
@@ -135,8 +201,10 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
             opt.zero_grad(set_to_none=True)
             total = 0.0
             for micro in range(cfg.grad_accum):
-                batch = method.batch(_step_rng(cfg.seed, step, micro, info.rank), cfg.batch_size)
-                loss, extra = method.loss(phase, batch, wrapped, step)
+                batch = _to_device(method.batch(_step_rng(cfg.seed, step, micro, info.rank), cfg.batch_size),
+                                   info.device)
+                with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss, extra = method.loss(phase, batch, wrapped, step)
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"{phase} loss became {float(loss)} at step {step}; lower the learning rate.")
                 (loss / cfg.grad_accum).backward()
@@ -161,7 +229,9 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     bar.close()
 
     summary = {"method": method.name, "steps": cfg.steps, "resumed_from": start, "final": last,
-               "seconds": time.perf_counter() - t0, "world_size": info.world_size}
+               "seconds": time.perf_counter() - t0, "world_size": info.world_size, "parallel": cfg.parallel}
+    if sharded:  # gathered on every rank, used on rank 0
+        modules = {k: _FullState(full_state_dict(m, True)) for k, m in modules.items()}
     if info.is_main:
         from diffusers import DiffusionPipeline
 
@@ -178,3 +248,40 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     distributed.barrier(info)
     return summary
 
+
+
+def _optimizer_states(optimizers: dict, modules: dict, method: Method, sharded: bool) -> dict:
+    if not sharded:
+        return {k: o.state_dict() for k, o in optimizers.items()}
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return {phase: get_optimizer_state_dict(_phase_model(modules, method, phase), opt, options=options)
+            for phase, opt in optimizers.items()}
+
+
+def _phase_model(modules: dict, method: Method, phase: str) -> nn.Module:
+    names = method.phase_modules(phase)
+    return modules[names[0]] if len(names) == 1 else nn.ModuleList([modules[n] for n in names])
+
+
+def _load_states(state: dict, modules: dict, optimizers: dict, method: Method, sharded: bool) -> None:
+    if not sharded:
+        for name, module in modules.items():
+            module.load_state_dict(state["modules"][name])
+        for phase, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][phase])
+        return
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    # every rank read the same full checkpoint; each keeps its own shard
+    options = StateDictOptions(full_state_dict=True)
+    for name, module in modules.items():
+        set_model_state_dict(module, state["modules"][name], options=options)
+    for phase, opt in optimizers.items():
+        set_optimizer_state_dict(_phase_model(modules, method, phase), opt,
+                                 optim_state_dict=state["optimizers"][phase], options=options)

@@ -1,7 +1,8 @@
 """Model names -> local pipeline folders, and validated, cached loading.
 
-Nothing here downloads. A name resolves to a bundled folder under `assets/` or, for real
-checkpoints, to a local folder; a folder may be a pipeline folder (holding
+Nothing here downloads. A name resolves to a bundled folder under `assets/`, to a real
+model (`REAL_MODELS`, see `real.py`) found in `$ACCVIDEO_MODELS_DIR/<name>` or the Hugging
+Face cache, or is itself a folder; a folder may be a pipeline folder (holding
 `model_index.json`) or a training run folder holding `pipeline/`.
 """
 
@@ -12,6 +13,8 @@ import threading
 from pathlib import Path
 
 from safetensors import safe_open
+
+from .real import REAL_MODELS, real_defaults, resolve_real
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLING_FILE = "accvideo_sampling.json"
@@ -50,7 +53,10 @@ def resolve_model(name_or_dir: str | Path) -> Path:
                 "restore assets/ from git or rebuild it with `python -m accvideo train-teacher`."
             )
         return folder
-    raise ValueError(f"`model` must be a known model name {known_models()} or an existing folder but is {name!r}.")
+    if name in REAL_MODELS:
+        return resolve_real(name)  # ValueError with the download command when it is not here
+    raise ValueError(f"`model` must be a known model name {known_models() + sorted(REAL_MODELS)} or an existing "
+                     f"folder but is {name!r}.")
 
 
 def _check_component(folder: Path, component: str) -> None:
@@ -93,38 +99,56 @@ def validate_folder(folder: Path) -> dict:
 
 
 def read_sampling_defaults(folder: Path) -> dict:
-    """Per-model sampling defaults saved beside the pipeline (steps, guidance, shift, size)."""
+    """Per-model sampling defaults saved beside the pipeline (steps, guidance, shift, size).
+
+    A real model downloaded from the Hub has no such file: its defaults come from the
+    registry (`real.py`), recognised by the folder's model name or Hub repo id.
+    """
     path = folder / SAMPLING_FILE
     if not path.exists():
-        return {}
+        return real_defaults(folder)
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"model folder {str(folder)!r}: {SAMPLING_FILE} is corrupt ({err}).") from err
 
 
-_cache: dict[tuple[str, float], object] = {}
+_cache: dict[tuple, object] = {}
 _lock = threading.Lock()
 
 
-def load_pipeline(name_or_dir: str | Path):
-    """Load (once; cached by folder and modification time) a validated diffusers pipeline."""
+def load_pipeline(name_or_dir: str | Path, dtype: str = "fp32", device: str | None = None,
+                  offload: str = "none", vae_tiling: bool = False):
+    """Load (once; cached by folder, modification time and memory options) a validated pipeline.
+
+    Memory options (see `memory.py` and docs/GPU.md): `dtype` "fp32" | "bf16" | "fp16";
+    `device` "cpu" | "cuda" | "cuda:N" (default cpu, as before); `offload` "none" | "model"
+    (whole components move to the GPU one at a time) | "sequential" (layer by layer; lowest
+    memory, slowest); `vae_tiling` decodes the video in overlapping tiles.
+    """
     from diffusers import DiffusionPipeline
 
+    from .memory import MemoryOptions, apply_memory_options
+
+    options = MemoryOptions(dtype=dtype, device=device, offload=offload, vae_tiling=vae_tiling)
+    options.validate()
     folder = resolve_model(name_or_dir).resolve()
-    key = (str(folder), (folder / "model_index.json").stat().st_mtime)
+    key = (str(folder), (folder / "model_index.json").stat().st_mtime, options)
     with _lock:
         if key not in _cache:
             validate_folder(folder)
             try:
-                pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
+                pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True,
+                                                         dtype=options.torch_dtype)
             except Exception as err:
                 raise ValueError(f"model folder {str(folder)!r} could not be loaded: {err}") from err
             pipe.set_progress_bar_config(disable=True)
             for component in pipe.components.values():
                 if hasattr(component, "requires_grad_"):
                     component.requires_grad_(False)  # loaded models are frozen; trainers unfreeze copies
+            apply_memory_options(pipe, options)
             pipe.accvideo_sampling = read_sampling_defaults(folder)
             pipe.accvideo_folder = folder
+            pipe.accvideo_memory = options
             _cache[key] = pipe
         return _cache[key]

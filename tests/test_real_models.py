@@ -1,0 +1,240 @@
+"""Real-model paths on tiny random models of the real classes: the registry (local folder, HF
+cache, missing-weights error), HunyuanVideo through our generate(), student conversion into a
+pipeline folder, and the memory options. Nothing here touches the network."""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from accvideo.inference import generate, initial_noise
+from accvideo.models.families import PLAIN_PROMPT_TEMPLATE, family_of
+from accvideo.models.real import REAL_MODELS, model_status, real_defaults, resolve_real
+from accvideo.models.registry import SAMPLING_FILE, load_pipeline, resolve_model
+from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+
+PROMPT = "a red circle moving left"
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch, tmp_path):
+    """Every test here runs with empty model folders and a socket that refuses to connect."""
+    monkeypatch.setenv("ACCVIDEO_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(scope="module")
+def tiny_hunyuan_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hy") / "pipe"
+    build_tiny_hunyuan(seed=0).save_pretrained(folder)
+    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
+    return folder
+
+
+def test_missing_model_names_the_download_command(tmp_path):
+    with pytest.raises(ValueError) as err:
+        resolve_model("wan2.1-t2v-1.3b")
+    message = str(err.value)
+    assert "`model` 'wan2.1-t2v-1.3b'" in message and "is not on this machine" in message
+    assert f"hf download Wan-AI/Wan2.1-T2V-1.3B-Diffusers --local-dir {tmp_path / 'models' / 'wan2.1-t2v-1.3b'}" \
+        in message
+
+
+def test_missing_student_lists_every_step(tmp_path):
+    with pytest.raises(ValueError) as err:
+        resolve_model("accvideo-hunyuan-5step")
+    lines = [line.strip() for line in str(err.value).splitlines()]
+    models = tmp_path / "models"
+    assert f"hf download hunyuanvideo-community/HunyuanVideo --local-dir {models / 'hunyuanvideo'}" in lines
+    assert (f"hf download aejion/AccVideo accvideo-t2v-5-steps/diffusion_pytorch_model.pt --local-dir "
+            f"{models / 'accvideo-hunyuan-5step-original'}") in lines
+    assert "python -m accvideo convert --model accvideo-hunyuan-5step" in lines
+
+
+def test_model_status_has_one_row_per_model():
+    rows = model_status()
+    assert [r["name"] for r in rows] == list(REAL_MODELS)
+    assert not any(r["available"] for r in rows)
+    assert all(r["download"] and r["download"][0].startswith("hf download ") for r in rows)
+    assert {r["family"] for r in rows} == {"wan", "hunyuan"}
+
+
+def test_unknown_name_lists_real_models():
+    with pytest.raises(ValueError, match=r"known model name .*'hunyuanvideo'.* but is 'hunyuan-video'"):
+        resolve_model("hunyuan-video")
+
+
+def test_resolves_from_models_dir(tiny_pipeline_dir, tmp_path):
+    shutil.copytree(tiny_pipeline_dir, tmp_path / "models" / "wan2.1-t2v-1.3b")
+    (tmp_path / "models" / "wan2.1-t2v-1.3b" / SAMPLING_FILE).unlink()  # as `hf download` leaves it
+    assert resolve_model("wan2.1-t2v-1.3b") == tmp_path / "models" / "wan2.1-t2v-1.3b"
+    pipe = load_pipeline("wan2.1-t2v-1.3b")
+    # no accvideo_sampling.json: the registry's defaults apply
+    assert pipe.accvideo_sampling["num_steps"] == 50 and pipe.accvideo_sampling["num_frames"] == 81
+    assert model_status()[2]["available"] and model_status()[2]["path"].endswith("wan2.1-t2v-1.3b")
+
+
+def test_resolves_from_hf_cache_offline(tiny_pipeline_dir, tmp_path):
+    """The Hub cache layout (refs/main -> snapshots/<commit>), found with local_files_only."""
+    repo = tmp_path / "hub" / "models--Wan-AI--Wan2.1-T2V-14B-Diffusers"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(tiny_pipeline_dir, repo / "snapshots" / commit)
+    folder = resolve_real("wan2.1-t2v-14b")
+    assert folder == repo / "snapshots" / commit
+    assert real_defaults(folder)["height"] == 720
+    assert real_defaults(tmp_path) == {}
+
+
+def test_hunyuan_generate_matches_pipeline(tiny_hunyuan_dir):
+    """Our generate() on a HunyuanVideoPipeline is the pipeline's own computation."""
+    from diffusers import HunyuanVideoPipeline
+
+    pipe = HunyuanVideoPipeline.from_pretrained(tiny_hunyuan_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.accvideo_sampling = SAMPLING
+    assert family_of(pipe).name == "hunyuan"
+    for cfg in (1.0, 2.5):  # embedded guidance only; then real CFG on top (2 NFE per step)
+        ours = generate(pipe, PROMPT, seed=3, num_steps=3, shift=7.0, guidance_scale=cfg,
+                        embedded_guidance_scale=6.0, max_sequence_length=8)
+        theirs = pipe(prompt=PROMPT, negative_prompt="", height=32, width=32, num_frames=9, num_inference_steps=3,
+                      guidance_scale=6.0, true_cfg_scale=cfg, latents=initial_noise(pipe, 3, 9, 32, 32),
+                      output_type="latent", prompt_template=PLAIN_PROMPT_TEMPLATE, max_sequence_length=8).frames
+        assert torch.isfinite(ours.latents).all()
+        assert torch.allclose(ours.latents, theirs, atol=1e-5), (ours.latents - theirs).abs().max()
+        assert ours.nfe == (6 if cfg > 1 else 3)
+    assert set(ours.timings) == {"text_encoder", "denoising", "vae_decode", "total"}
+    assert ours.video.shape == (9, 32, 32, 3) and ours.embedded_guidance_scale == 6.0
+
+
+def test_hunyuan_defaults_and_embedded_guidance(tiny_hunyuan_dir):
+    pipe = load_pipeline(tiny_hunyuan_dir)
+    result = generate(pipe, PROMPT, seed=0)
+    assert result.num_steps == 4 and result.embedded_guidance_scale == 6.0 and result.nfe == 4
+    other = generate(pipe, PROMPT, seed=0, embedded_guidance_scale=1.0)
+    assert not torch.equal(result.latents, other.latents)  # the embedding is really used
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_frames": 7}, r"`num_frames` must be 4k \+ 1 \(for example 9\) but is 7"),
+    ({"height": 24}, "`height` must be a positive multiple of 16 for this model but is 24"),
+    ({"width": 40}, "`width` must be a positive multiple of 16"),
+    ({"embedded_guidance_scale": -1.0}, "`embedded_guidance_scale` must be a number >= 0 but is -1.0"),
+])
+def test_hunyuan_inputs_are_validated(tiny_hunyuan_dir, kwargs, match):
+    pipe = load_pipeline(tiny_hunyuan_dir)
+    with pytest.raises(ValueError, match=match):
+        generate(pipe, PROMPT, **({"num_steps": 1} | kwargs))
+
+
+def test_wan_rejects_embedded_guidance(tiny_pipeline_dir):
+    with pytest.raises(ValueError, match="`embedded_guidance_scale` must be None for a model without"):
+        generate(load_pipeline(tiny_pipeline_dir), PROMPT, num_steps=1, embedded_guidance_scale=6.0)
+
+
+def test_hunyuan_template_that_crops_everything_is_named(tiny_hunyuan_dir):
+    pipe = load_pipeline(tiny_hunyuan_dir)
+    saved = pipe.accvideo_sampling
+    pipe.accvideo_sampling = {k: v for k, v in saved.items() if k != "prompt_template"}
+    try:
+        with pytest.raises(ValueError, match="`prompt_template` .* leaves no prompt tokens"):
+            generate(pipe, PROMPT, num_steps=1)
+    finally:
+        pipe.accvideo_sampling = saved
+
+
+def test_student_conversion_into_a_pipeline(tiny_hunyuan_dir, tmp_path):
+    """The user's path for the released AccVideo student, on tiny models: the teacher in the
+    models folder, the student's original-format .pt where `hf download` puts it, then
+    `python -m accvideo convert --model accvideo-hunyuan-5step`, then load it by name."""
+    from accvideo.models.convert import hunyuan_diffusers_to_original
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_hunyuan_dir, models / "hunyuanvideo")
+    student = build_tiny_hunyuan(seed=1).transformer  # "distilled" weights: different from the teacher's
+    ckpt = models / "accvideo-hunyuan-5step-original" / "accvideo-t2v-5-steps" / "diffusion_pytorch_model.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"module": hunyuan_diffusers_to_original(student.state_dict())}, ckpt)
+    with pytest.raises(ValueError, match="python -m accvideo convert --model accvideo-hunyuan-5step"):
+        resolve_model("accvideo-hunyuan-5step")
+    run = subprocess.run([sys.executable, "-m", "accvideo", "convert", "--model", "accvideo-hunyuan-5step"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    pipe = load_pipeline("accvideo-hunyuan-5step")
+    assert (models / "accvideo-hunyuan-5step" / "vae").is_symlink()  # shared with the teacher, not copied
+    defaults = pipe.accvideo_sampling
+    assert (defaults["num_steps"], defaults["shift"], defaults["embedded_guidance_scale"],
+            defaults["guidance_scale"]) == (5, 7.0, 6.0, 1.0)
+    assert defaults["prompt_template"] == PLAIN_PROMPT_TEMPLATE  # the teacher's encoders, the teacher's template
+    ours = pipe.transformer.state_dict()
+    assert all(torch.equal(v, ours[k]) for k, v in student.state_dict().items())
+    result = generate(pipe, PROMPT, seed=0, num_frames=9, height=32, width=32, max_sequence_length=8)
+    assert result.num_steps == 5 and result.nfe == 5 and np.isfinite(result.latents.numpy()).all()
+    row = next(r for r in model_status() if r["name"] == "accvideo-hunyuan-5step")
+    assert row["available"] and row["download"] == []
+
+
+def test_memory_options_are_validated(tiny_pipeline_dir):
+    with pytest.raises(ValueError, match="`dtype` must be one of .* but is 'int8'"):
+        load_pipeline(tiny_pipeline_dir, dtype="int8")
+    with pytest.raises(ValueError, match="`offload` must be one of"):
+        load_pipeline(tiny_pipeline_dir, offload="disk")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="`offload` 'model' moves weights .* no CUDA GPU"):
+            load_pipeline(tiny_pipeline_dir, offload="model")
+        with pytest.raises(ValueError, match="`device` is 'cuda' but this machine has no CUDA GPU"):
+            load_pipeline(tiny_pipeline_dir, device="cuda")
+
+
+def test_bf16_and_vae_tiling_on_cpu(tiny_pipeline_dir, tiny_hunyuan_dir):
+    """bf16 weights (the GPU setting) run the same code on CPU; outputs stay close to fp32."""
+    for folder in (tiny_pipeline_dir, tiny_hunyuan_dir):
+        full = generate(load_pipeline(folder), PROMPT, seed=0, num_steps=2)
+        pipe = load_pipeline(folder, dtype="bf16", vae_tiling=True)
+        assert pipe.transformer.dtype == torch.bfloat16 and pipe is not load_pipeline(folder)
+        half = generate(pipe, PROMPT, seed=0, num_steps=2)
+        assert half.latents.dtype == torch.float32 and torch.isfinite(half.latents).all()
+        assert (half.latents - full.latents).abs().max() < 0.1
+        assert half.video.shape == full.video.shape
+
+
+def test_generate_cli_memory_flags(tiny_pipeline_dir):
+    run = subprocess.run([sys.executable, "-m", "accvideo", "generate", "--model", str(tiny_pipeline_dir),
+                          "--prompt", PROMPT, "--steps", "2", "--dtype", "bf16", "--json"], capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1])["steps"] == 2
+    if not torch.cuda.is_available():
+        bad = subprocess.run([sys.executable, "-m", "accvideo", "generate", "--model", str(tiny_pipeline_dir),
+                              "--prompt", PROMPT, "--offload", "model"], capture_output=True, text=True)
+        assert bad.returncode == 2 and "`offload` 'model'" in bad.stderr
+
+
+def test_models_cli_json():
+    run = subprocess.run([sys.executable, "-m", "accvideo", "models", "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert [r["name"] for r in json.loads(run.stdout)] == list(REAL_MODELS)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 generation on the device)")
+@pytest.mark.parametrize("offload", ["none", "model"])
+def test_cuda_bf16_generation(tiny_pipeline_dir, tiny_hunyuan_dir, offload):
+    for folder in (tiny_pipeline_dir, tiny_hunyuan_dir):
+        device = "cuda" if offload == "none" else None
+        pipe = load_pipeline(folder, dtype="bf16", device=device, offload=offload)
+        result = generate(pipe, PROMPT, seed=0, num_steps=4)
+        assert torch.isfinite(result.latents).all() and result.video.shape[0] == 9
+        cpu = generate(load_pipeline(folder), PROMPT, seed=0, num_steps=4)
+        assert (result.latents - cpu.latents).abs().max() < 0.2  # same noise on every device
