@@ -23,6 +23,7 @@ SAMPLING_FILE = "accvideo_sampling.json"
 BUNDLED: dict[str, str] = {
     "tiny-teacher": "tiny-teacher",
     "tiny-accvideo": "tiny-accvideo",
+    "tiny-gpd": "tiny-gpd",
 }
 
 
