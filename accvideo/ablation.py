@@ -79,7 +79,7 @@ class Scorer:
 def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int = 5, frontier: tuple[int, ...] = (),
                  steps: int | None = None, split: str = "train", num_videos: int = 32,
                  overrides: list[str] | None = None, frontier_steps: int | None = None,
-                 scorer: Scorer | None = None) -> pd.DataFrame:
+                 scorer: Scorer | None = None, bench_repeats: int = 3) -> pd.DataFrame:
     """Train the ablation's students (resumable) and score every row; writes out/ablation.md, .csv, .png.
 
     `frontier_steps`: optimiser steps of the frontier students (default `steps`); their
@@ -111,7 +111,7 @@ def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int 
         rows.append(scorer.score(f"teacher@{m}", teacher, m))
         path = student(m, None, f"full-m{m}", frontier_steps or steps)
         rows.append(scorer.score(f"student m={m}", str(path)))
-    table = pd.DataFrame(rows)
+    table = add_bench(pd.DataFrame(rows), bench_repeats)
     table.to_csv(out / "ablation.csv", index=False)
     atomic_write_text(out / "ablation.md", markdown_table(table[table_columns(table)]))
     plot_ablation(table, out)
@@ -121,7 +121,8 @@ def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int 
 def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = (48, 24, 12, 6),
                      stage_steps: tuple[int, ...] = (400, 200, 200), split: str = "train", num_videos: int = 24,
                      overrides: list[str] | None = None, full_run: str | Path | None = None,
-                     scorer: Scorer | None = None, one_jump_steps: int | None = None) -> pd.DataFrame:
+                     scorer: Scorer | None = None, one_jump_steps: int | None = None,
+                     bench_repeats: int = 3) -> pd.DataFrame:
     """GPD with and without the frequency loss, and with and without progressive stages.
 
     Rows: the teacher at `schedule[0]` and at `schedule[-1]` steps; the full GPD student
@@ -152,7 +153,7 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
                          str(student("no-freq", schedule, stage_steps, ["method.lambda_freq=0"]))),
             scorer.score(f"GPD one jump {schedule[0]} -> {schedule[-1]}",
                          str(student("one-jump", (schedule[0], schedule[-1]), (jump_steps,), [])))]
-    table = pd.DataFrame(rows)
+    table = add_bench(pd.DataFrame(rows), bench_repeats)
     table["hf_vs_teacher"] = (table["hf_energy"] / table["hf_energy"].iloc[0]).round(3)
     table.to_csv(out / "gpd_ablation.csv", index=False)
     atomic_write_text(out / "gpd_ablation.md", markdown_table(table[table_columns(table)]))
@@ -161,8 +162,9 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
 
 def table_columns(table: pd.DataFrame) -> list[str]:
     """The columns a ProcBench row table shows, in order, where present."""
-    return [c for c in ("row", "split", "steps", "nfe", "total", "semantic", "color", "shape", "motion", "temporal",
-                        "fidelity", "psnr", "seconds_per_video", "hf_energy", "hf_vs_teacher") if c in table.columns]
+    columns = ("row", "split", "steps", "nfe", "total", "semantic", "color", "shape", "motion", "temporal", "fidelity",
+               "psnr", "end_to_end_s", "speedup", "hf_energy", "hf_vs_teacher")
+    return [c for c in columns if c in table.columns]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -173,8 +175,69 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def add_bench(table: pd.DataFrame, repeats: int = 3) -> pd.DataFrame:
+    """Time every row's model in one interleaved `bench` run (the first row is the baseline) and
+    add `end_to_end_s` (median seconds per video) and `speedup`. ProcBench's own per-video
+    seconds come from runs that may share the CPU with training; these are measured together."""
+    from .eval.bench import run_speed_bench
+
+    if repeats < 1:
+        return table
+    specs = [f"{r.model}@{int(r.steps)}" if str(r.row).startswith("teacher@") else str(r.model)
+             for r in table.itertuples()]
+    unique = list(dict.fromkeys(specs))
+    result = run_speed_bench(unique, repeats=repeats, warmup=1)
+    seconds = dict(zip(result.rows.model, result.rows.total_s))
+    table = table.copy()
+    table["end_to_end_s"] = [round(float(seconds[s]), 4) for s in specs]
+    table["speedup"] = (table["end_to_end_s"].iloc[0] / table["end_to_end_s"]).round(2)
+    return table
+
+
+def _kind(row: str) -> str:
+    if row.startswith("teacher@"):
+        return "teacher"
+    return "gpd" if row.lower().startswith("gpd") else "accvideo"
+
+
+def plot_frontier(table: pd.DataFrame, path: Path, seconds: str = "end_to_end_s") -> None:
+    """ProcBench total and PSNR to the reference against end-to-end seconds (log), one curve for
+    the undistilled teacher at fewer steps and one per student family; labels are step counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    table = table[table["row"] != "+ trajectory loss"].dropna(subset=[seconds]).copy()
+    table["kind"] = table["row"].map(_kind)
+    styles = {"teacher": ("o-", "gray", "teacher, fewer steps (no distillation)"),
+              "accvideo": ("s-", "#C44E52", "AccVideo students"), "gpd": ("D", "#4C72B0", "GPD student")}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, label in ((axes[0], "total", "ProcBench total"), (axes[1], "psnr", "PSNR to the reference (dB)")):
+        for kind, (style, color, name) in styles.items():
+            data = table[table["kind"] == kind].dropna(subset=[metric]).sort_values(seconds)
+            if data.empty:
+                continue
+            ax.plot(data[seconds], data[metric], style, color=color, label=name)
+            for _, r in data.iterrows():
+                ax.annotate(str(int(r["steps"])), (r[seconds], r[metric]), fontsize=7, textcoords="offset points",
+                            xytext=(4, 4))
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("seconds per video, end to end (log scale)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Speed-quality frontier (numbers: denoising steps)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_ablation(table: pd.DataFrame, out: Path) -> None:
-    """ablation.png: ProcBench total per row; frontier.png: total vs seconds, students and teacher."""
+    """ablation.png: ProcBench total per row; frontier.png: see `plot_frontier`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,24 +252,5 @@ def plot_ablation(table: pd.DataFrame, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "ablation.png", dpi=120)
     plt.close(fig)
-
-    teacher = table[table["row"].str.startswith("teacher@")].sort_values("seconds_per_video")
-    students = table[~table["row"].str.startswith("teacher@") & (table["row"] != "+ trajectory loss")]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(teacher["seconds_per_video"], teacher["total"], "o-", color="gray", label="teacher, fewer steps")
-    for _, r in teacher.iterrows():
-        ax.annotate(f"{r['steps']} steps", (r["seconds_per_video"], r["total"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, -10))
-    students = students.sort_values("seconds_per_video")
-    ax.plot(students["seconds_per_video"], students["total"], "o-", color="#C44E52", label="AccVideo students")
-    for _, r in students.iterrows():
-        ax.annotate(f"{r['steps']} steps", (r["seconds_per_video"], r["total"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, 4))
-    ax.set_xscale("log")
-    ax.set_xlabel("seconds per video, end to end (log)")
-    ax.set_ylabel("ProcBench total")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "frontier.png", dpi=120)
-    plt.close(fig)
+    plot_frontier(table, out / "frontier.png",
+                  "end_to_end_s" if "end_to_end_s" in table.columns else "seconds_per_video")

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .ablation import Scorer, markdown_table, run_ablation, table_columns
+from .ablation import Scorer, markdown_table, plot_frontier, run_ablation, table_columns
 from .config import apply_overrides
 from .training.checkpoint import atomic_write_text
 
@@ -296,44 +296,11 @@ def _comparison_grid(p: Paths, preset: Preset, path: Path, seed: int = 0) -> Non
 
 
 def _frontier_plot(procbench: pd.DataFrame, bench: pd.DataFrame, path: Path, m: int) -> None:
-    """ProcBench total and PSNR to the 50-step teacher against end-to-end seconds (bench)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
+    """The train rows with the bench run's end-to-end seconds, through `plot_frontier`."""
     seconds = dict(zip(bench["name"], bench["total_s"]))
     train = procbench[procbench["split"] == "train"].copy()
-    train["name"] = train["row"].map(lambda r: _bench_name(r, m))
-    train["seconds"] = train["name"].map(seconds)
-    train = train.dropna(subset=["seconds"])
-    teacher = train[train["row"].str.startswith("teacher@")].sort_values("seconds")
-    accvideo = train[train["name"].str.startswith("accvideo")].sort_values("seconds")
-    gpd = train[train["name"].str.startswith("gpd")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric, label in ((axes[0], "total", "ProcBench total"), (axes[1], "psnr", "PSNR to teacher@50 (dB)")):
-        for frame, style, color, name in ((teacher, "o-", "gray", "teacher, fewer steps (no distillation)"),
-                                          (accvideo, "s-", "#C44E52", "AccVideo students"),
-                                          (gpd, "D", "#4C72B0", "GPD student")):
-            data = frame.dropna(subset=[metric])
-            if data.empty:
-                continue
-            ax.plot(data["seconds"], data[metric], style, color=color, label=name)
-            for _, r in data.iterrows():
-                ax.annotate(str(int(r["steps"])), (r["seconds"], r[metric]), fontsize=7, textcoords="offset points",
-                            xytext=(4, 4))
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("seconds per video, end to end (bench, log scale)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle("Speed-quality frontier (numbers: denoising steps)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    train["end_to_end_s"] = train["row"].map(lambda r: seconds.get(_bench_name(r, m)))
+    plot_frontier(train, path)
 
 
 def _bench_name(row: str, m: int) -> str:
