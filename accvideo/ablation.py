@@ -119,7 +119,7 @@ def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int 
 
 
 def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = (48, 24, 12, 6),
-                     stage_steps: tuple[int, ...] = (400, 200, 200), split: str = "train", num_videos: int = 24,
+                     stage_steps: tuple[int, ...] = (400, 400, 600), split: str = "train", num_videos: int = 24,
                      overrides: list[str] | None = None, full_run: str | Path | None = None,
                      scorer: Scorer | None = None, one_jump_steps: int | None = None,
                      bench_repeats: int = 3) -> pd.DataFrame:

@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="accvideo: distillation steps per student")
     p.add_argument("--frontier-steps", type=int, default=None, help="accvideo: steps of each frontier student")
     p.add_argument("--schedule", default="48,24,12,6", help="gpd: teacher steps, then each stage's")
-    p.add_argument("--stage-steps", default="400,200,200", help="gpd: optimiser steps per stage")
+    p.add_argument("--stage-steps", default="400,400,600", help="gpd: optimiser steps per stage")
     p.add_argument("--one-jump-steps", type=int, default=None, help="gpd: optimiser steps of the one-jump row "
                    "(default: the sum of --stage-steps)")
     p.add_argument("--full-run", default=None, help="gpd: reuse this finished GPD run as the full row")

@@ -56,7 +56,7 @@ class Preset:
     frontier_steps: int = 300
     accvideo_overrides: tuple[str, ...] = ("trainer.lr=2e-4", "method.adv_start=200")
     gpd_schedule: tuple[int, ...] = (48, 24, 12, 6)
-    gpd_stage_steps: tuple[int, ...] = (400, 200, 200)  # stage 1 also bakes the guidance in: more steps
+    gpd_stage_steps: tuple[int, ...] = (400, 400, 600)  # stage 1 also bakes the guidance in: more steps
     gpd_overrides: tuple[str, ...] = ("trainer.lr=2e-4",)
     num_videos: int = 24
     bench_repeats: int = 5
