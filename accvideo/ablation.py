@@ -216,7 +216,7 @@ def plot_frontier(table: pd.DataFrame, path: Path, seconds: str = "end_to_end_s"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, label in ((axes[0], "total", "ProcBench total"), (axes[1], "psnr", "PSNR to the reference (dB)")):
         for kind, (style, color, name) in styles.items():
-            data = table[table["kind"] == kind].dropna(subset=[metric]).sort_values(seconds)
+            data = table[table["kind"] == kind].dropna(subset=[metric]).sort_values("steps")
             if data.empty:
                 continue
             ax.plot(data[seconds], data[metric], style, color=color, label=name)
