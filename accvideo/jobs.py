@@ -153,7 +153,7 @@ class SynVidJob:
 def _trainer_overrides(steps: int, batch_size: int, lr: float) -> list[str]:
     # log and checkpoint often enough that the live plot moves and Stop loses little
     log_every = max(1, min(25, steps // 20))
-    checkpoint_every = max(1, min(100, steps // 5))
+    checkpoint_every = max(1, min(100, steps // 20))
     return ["--steps", str(steps), "--set", f"trainer.batch_size={batch_size}", "--set", f"trainer.lr={lr:g}",
             "--set", f"trainer.log_every={log_every}", "--set", f"trainer.checkpoint_every={checkpoint_every}"]
 
@@ -388,7 +388,7 @@ class JobManager:
     def _start(self, state: JobState, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed by the watcher
-        log.write(f"$ {state.command}\n".encode())
+        log.write(f"\n$ {state.command}\n".encode())
         log.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
         # argv list, no shell; a new session = a process group Stop can signal as a whole
