@@ -345,12 +345,17 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
     def ui_compare(prompt, seed, teacher_steps, students, progress=gr.Progress(track_tqdm=True)):
         result = _errors(compare_models_gpu)(prompt, seed, teacher_steps, students, teacher=default_model,
                                              manager=manager)
-        slots = [gr.update(value=path, label=label, visible=True) for label, path in result.videos]
-        slots += [gr.update(value=None, visible=False)] * (1 + MAX_STUDENTS - len(slots))
+        # plain paths keep the API's answer clean; labels and visibility follow in `show_slots`
+        paths = [path for _, path in result.videos] + [None] * (1 + MAX_STUDENTS - len(result.videos))
+        labels = [label for label, _ in result.videos]
         speedups = ", ".join(f"{m}: **{s:.2f}x**" for m, s in zip(result.table["model"][1:],
                                                                     result.table["speedup"][1:]))
         note = f"Speedup over the teacher (end to end): {speedups}" if speedups else "No student chosen."
-        return (*slots, result.table, result.figure, result.seed, note)
+        return (*paths, result.table, result.figure, result.seed, note, labels)
+
+    def show_slots(labels):
+        return [gr.update(label=labels[i], visible=True) if i < len(labels) else gr.update(visible=False)
+                for i in range(1 + MAX_STUDENTS)]
 
     # ---- toy
     def ui_toy(M, noise_mismatch, lower, upper, num_points):
@@ -418,9 +423,11 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                         timing_table = gr.Dataframe(label="Time per stage (s), NFE and speedup", elem_id="timing")
                         timing_plot = gr.Plot(label="Timing")
                         used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
+                slot_labels = gr.State([])
                 compare_button.click(ui_compare, [prompt, seed, teacher_steps, students],
-                                     [*video_slots, timing_table, timing_plot, used_seed, speedup_note],
-                                     api_name="compare", concurrency_limit=1, concurrency_id="generate")
+                                     [*video_slots, timing_table, timing_plot, used_seed, speedup_note, slot_labels],
+                                     api_name="compare", concurrency_limit=1, concurrency_id="generate"
+                                     ).then(show_slots, slot_labels, video_slots, api_name=False, queue=False)
 
             with gr.Tab("Toy", id="toy"):
                 gr.Markdown("The paper's Fig. 2 in 1D: a flow-matching teacher on two data points. Knowledge "
