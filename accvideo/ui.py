@@ -411,8 +411,12 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                         seed = gr.Number(value=0, precision=0, label="Seed (-1: random)")
                         teacher_steps = gr.Slider(1, 200, value=teacher_default_steps, step=1,
                                                   label="Teacher steps")
-                        students = gr.CheckboxGroup(label="Students", **{
-                            k: v for k, v in student_update().items() if k in ("choices", "value")})
+                        # custom values allowed so an API caller can name a run finished after the page
+                        # was built; compare_models checks every name against the students found
+                        students = gr.Dropdown(label="Students", multiselect=True, allow_custom_value=True,
+                                               elem_id="students", **{
+                                                   k: v for k, v in student_update().items()
+                                                   if k in ("choices", "value")})
                         compare_button = gr.Button("Compare", variant="primary")
                     with gr.Column(scale=3):
                         with gr.Row():

@@ -110,9 +110,7 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.screenshot(path=str(shots / "distil.png"), full_page=True)
 
     page.locator("button", has_text="Load student into Compare").click()
-    checkbox = page.get_by_label("run:gpd-browser")
-    checkbox.wait_for()
-    assert checkbox.is_checked()
+    page.wait_for_selector("#students >> text=run:gpd-browser")
     page.get_by_label("Prompt").fill("a red circle moving left")
     page.locator("button", has_text=re.compile(r"^Compare$")).click()
     page.wait_for_function("() => /run:gpd-browser: [\\d.]+x/.test(document.querySelector('#speedup').innerText)")

@@ -148,7 +148,7 @@ def test_gradio_client_compare(tmp_path):
         assert frame["speedup"].iloc[1] > 1 and seed == 11 and "tiny-accvideo" in note
         with pytest.raises(Exception, match="must be a non-empty string"):
             client.predict("  ", 0, 8, [], api_name="/compare")
-        with pytest.raises(Exception, match="must be chosen from|not in the list of choices"):
+        with pytest.raises(Exception, match="must be chosen from"):
             client.predict("a red circle moving left", 0, 8, ["nope"], api_name="/compare")
     finally:
         demo.close()
