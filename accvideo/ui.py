@@ -307,7 +307,8 @@ def job_view(manager: jobs.JobManager, name) -> JobView:
     status = next((s.status for s in manager.runs() if s.name == name), state.status)
     unit = "samples" if state.kind == "synvid" else "steps"
     pct = 100 * done / total if total else 0
-    progress = f"**{name}** ({state.kind}) {status}: {done}/{total} {unit} ({pct:.0f} %)"
+    bar = "█" * round(pct / 5) + "░" * (20 - round(pct / 5))
+    progress = f"**{name}** ({state.kind}) {status}: `{bar}` {done}/{total} {unit} ({pct:.0f} %)"
     metrics = jobs.read_metrics(manager.run_dir(name), state.kind) if state.kind != "synvid" else \
         pd.DataFrame(columns=["step", "series", "loss"])
     return JobView(manager.log_tail(name), progress, loss_figure(metrics, name), status, state.command)

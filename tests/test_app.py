@@ -60,8 +60,9 @@ def _speedups(page) -> dict[str, float]:
 def test_compare_reads_the_speedup(page, shots):
     page.get_by_role("tab", name="Compare").click()
     page.get_by_label("Prompt").fill("a blue square moving up")
-    page.get_by_label("Teacher steps", exact=False).first.fill("20")
-    page.locator("button", has_text=re.compile(r"^Compare$")).click()
+    page.get_by_label("number input for Teacher steps").fill("20")
+    page.get_by_label("number input for Teacher steps").press("Tab")
+    page.get_by_role("button", name="Compare", exact=True).click()
     page.wait_for_function("() => /tiny-accvideo: [\\d.]+x/.test(document.querySelector('#speedup').innerText)")
     speedups = _speedups(page)
     assert speedups["tiny-accvideo"] > 1.0
@@ -70,7 +71,7 @@ def test_compare_reads_the_speedup(page, shots):
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
     # bad input becomes a readable error, not a crash
     page.get_by_label("Prompt").fill("   ")
-    page.locator("button", has_text=re.compile(r"^Compare$")).click()
+    page.get_by_role("button", name="Compare", exact=True).click()
     page.wait_for_selector("text=must be a non-empty string")
 
 
@@ -80,11 +81,9 @@ def test_toy_slider_changes_the_plot(page, shots):
     page.wait_for_function("() => document.querySelector('#toy-summary').innerText.includes('M = 1')")
     before = summary.inner_text()
     plot_before = page.locator(".js-plotly-plot").first.inner_html()
-    slider = page.get_by_label("Dataset mismatch M", exact=False).locator("xpath=..").locator("input[type=range]")
-    if slider.count() == 0:
-        slider = page.locator("input[type=range]").first
-    slider.first.fill("3")
-    slider.first.dispatch_event("pointerup")
+    box = page.get_by_label("number input for Dataset mismatch M")  # the slider's own number box
+    box.fill("3")
+    box.press("Tab")  # leaving the box is a slider `release`, the event the toy listens to
     page.wait_for_function("() => document.querySelector('#toy-summary').innerText.includes('M = 3')")
     assert summary.inner_text() != before
     page.wait_for_timeout(500)
@@ -112,7 +111,7 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.locator("button", has_text="Load student into Compare").click()
     page.wait_for_selector("#students >> text=run:gpd-browser")
     page.get_by_label("Prompt").fill("a red circle moving left")
-    page.locator("button", has_text=re.compile(r"^Compare$")).click()
+    page.get_by_role("button", name="Compare", exact=True).click()
     page.wait_for_function("() => /run:gpd-browser: [\\d.]+x/.test(document.querySelector('#speedup').innerText)")
     assert _speedups(page)["run:gpd-browser"] > 0
 
