@@ -434,7 +434,7 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                                      api_name="compare", concurrency_limit=1, concurrency_id="generate"
                                      ).then(show_slots, slot_labels, video_slots, api_name=False, queue=False)
 
-            with gr.Tab("Toy", id="toy"):
+            with gr.Tab("Toy", id="toy") as toy_tab:
                 gr.Markdown("The paper's Fig. 2 in 1D: a flow-matching teacher on two data points. Knowledge "
                             "distillation by forward diffusion makes *useless* points once the student's data "
                             "mismatches the teacher's (M) or noise is paired at random; the teacher's own "
@@ -458,6 +458,7 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                     slider.release(ui_toy, toy_inputs, toy_outputs, api_name=False, concurrency_id="toy",
                                    trigger_mode="always_last")
                 toy_noise.change(ui_toy, toy_inputs, toy_outputs, api_name=False, concurrency_id="toy")
+                toy_tab.select(ui_toy, toy_inputs, toy_outputs, api_name=False, concurrency_id="toy")
                 toy_button = gr.Button("Update toy", size="sm")
                 toy_button.click(ui_toy, toy_inputs, toy_outputs, api_name="toy", concurrency_id="toy")
 
@@ -544,7 +545,6 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                 models_button.click(lambda: list_models(manager), None, [models_table], api_name="models")
 
         demo.load(lambda: (student_update(), list_models(manager)), None, [students, models_table], api_name=False)
-        demo.load(ui_toy, toy_inputs, toy_outputs, api_name=False, concurrency_id="toy")
     demo.queue(max_size=max_queue, default_concurrency_limit=1)
     return demo
 

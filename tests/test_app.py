@@ -45,7 +45,9 @@ def page(tmp_path_factory):
                 "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            # not "networkidle": the Distil tab's timer polls every 2 s
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.wait_for_selector("#speedup", state="attached")
             yield page
             browser.close()
     finally:
@@ -78,7 +80,9 @@ def test_compare_reads_the_speedup(page, shots):
 def test_toy_slider_changes_the_plot(page, shots):
     page.get_by_role("tab", name="Toy").click()
     summary = page.locator("#toy-summary")
-    page.wait_for_function("() => document.querySelector('#toy-summary').innerText.includes('M = 1')")
+    # the first toy run trains the 1D teacher and fills the caches: seconds on a quiet CPU
+    page.wait_for_function("() => document.querySelector('#toy-summary').innerText.includes('M = 1')",
+                           timeout=600_000)
     before = summary.inner_text()
     plot_before = page.locator(".js-plotly-plot").first.inner_html()
     box = page.get_by_label("number input for Dataset mismatch M")  # the slider's own number box
