@@ -44,7 +44,7 @@ def page(tmp_path_factory):
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
+            page.set_default_timeout(300_000)  # generous: CI shares 2 cores
             # not "networkidle": the Distil tab's timer polls every 2 s
             page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
             page.wait_for_selector("#speedup", state="attached")
