@@ -72,7 +72,9 @@ def run(calls: int, teacher_steps: int, students: list[str], runs_dir: str, star
             if app.poll() is not None:
                 raise RuntimeError(f"the app exited with code {app.returncode} before answering")
             try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                # long HTTP timeouts: queued calls wait minutes on a busy CPU; outputs stay on the server
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False,
+                                httpx_kwargs={"timeout": 1800})
                 break
             except Exception:
                 time.sleep(0.5)
