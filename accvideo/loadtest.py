@@ -31,7 +31,13 @@ def rss_mib(pid: int) -> float:
         import psutil
 
         proc = psutil.Process(pid)
-        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+        total = 0
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:  # the child ended between listing and reading
+                pass
+        return total / 2**20
     except ImportError:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -60,7 +66,7 @@ def run(calls: int, teacher_steps: int, students: list[str], runs_dir: str, star
         while not stop.is_set():
             try:
                 peak["rss"] = max(peak["rss"], rss_mib(app.pid))
-            except (OSError, ValueError):
+            except Exception:  # noqa: BLE001 - a child (ffmpeg) ended mid-read; the next sample counts
                 pass
             time.sleep(0.1)
 
