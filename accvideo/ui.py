@@ -426,7 +426,7 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                                                      height=256, visible=False) for i in range(MAX_STUDENTS)]
                         speedup_note = gr.Markdown(elem_id="speedup")
                         timing_table = gr.Dataframe(label="Time per stage (s), NFE and speedup", elem_id="timing")
-                        timing_plot = gr.Plot(label="Timing")
+                        timing_plot = gr.Plot(label="Timing", elem_id="timing-plot")
                         used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
                 slot_labels = gr.State([])
                 compare_button.click(ui_compare, [prompt, seed, teacher_steps, students],
@@ -447,7 +447,7 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                     toy_points = gr.Slider(200, 5000, value=1000, step=100, label="Sample count")
                 toy_summary = gr.Markdown(elem_id="toy-summary")
                 with gr.Row():
-                    toy_traj = gr.Plot(label="Teacher trajectories and distillation points")
+                    toy_traj = gr.Plot(label="Teacher trajectories and distillation points", elem_id="toy-traj")
                     toy_useless = gr.Plot(label="Useless points vs M")
                 with gr.Row():
                     toy_students = gr.Plot(label="Students")

@@ -70,6 +70,7 @@ def test_compare_reads_the_speedup(page, shots):
     assert speedups["tiny-accvideo"] > 1.0
     page.wait_for_function("() => document.querySelectorAll('video').length >= 2")  # teacher and student
     page.wait_for_selector("#timing >> text=denoising_s")
+    page.wait_for_selector("#timing-plot .js-plotly-plot")
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
     # bad input becomes a readable error, not a crash
     page.get_by_label("Prompt").fill("   ")
@@ -84,14 +85,16 @@ def test_toy_slider_changes_the_plot(page, shots):
     page.wait_for_function("() => document.querySelector('#toy-summary').innerText.includes('M = 1')",
                            timeout=600_000)
     before = summary.inner_text()
-    plot_before = page.locator(".js-plotly-plot").first.inner_html()
+    plot = page.locator("#toy-traj .js-plotly-plot")
+    plot.wait_for()
+    plot_before = plot.inner_html()
     box = page.get_by_label("number input for Dataset mismatch M")  # the slider's own number box
     box.fill("3")
     box.press("Tab")  # leaving the box is a slider `release`, the event the toy listens to
     page.wait_for_function("() => document.querySelector('#toy-summary').innerText.includes('M = 3')")
     assert summary.inner_text() != before
     page.wait_for_timeout(500)
-    assert page.locator(".js-plotly-plot").first.inner_html() != plot_before
+    assert plot.inner_html() != plot_before  # the distillation points at M = 3 differ
     page.screenshot(path=str(shots / "toy.png"), full_page=True)
 
 
