@@ -446,12 +446,11 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                     toy_upper = gr.Slider(0.1, 3, value=1.0, step=0.1, label="Data position (upper)")
                     toy_points = gr.Slider(200, 5000, value=1000, step=100, label="Sample count")
                 toy_summary = gr.Markdown(elem_id="toy-summary")
-                with gr.Row():
-                    toy_traj = gr.Plot(label="Teacher trajectories and distillation points", elem_id="toy-traj")
-                    toy_useless = gr.Plot(label="Useless points vs M")
-                with gr.Row():
-                    toy_students = gr.Plot(label="Students")
-                    toy_dm = gr.Plot(label="Distribution matching")
+                # one figure per row: the toy's multi-panel figures need the width
+                toy_traj = gr.Plot(label="Teacher trajectories and distillation points", elem_id="toy-traj")
+                toy_useless = gr.Plot(label="Useless points vs M")
+                toy_students = gr.Plot(label="Students")
+                toy_dm = gr.Plot(label="Distribution matching")
                 toy_inputs = [toy_M, toy_noise, toy_lower, toy_upper, toy_points]
                 toy_outputs = [toy_traj, toy_useless, toy_students, toy_dm, toy_summary]
                 for slider in (toy_M, toy_lower, toy_upper, toy_points):
