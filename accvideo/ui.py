@@ -247,6 +247,14 @@ def list_models(manager: jobs.JobManager | None = None) -> pd.DataFrame:
 def _real_model_rows() -> list[dict]:
     """Real checkpoints from the registry's `model_status()` / `real_models()` when it has them."""
     status = getattr(registry, "model_status", None) or getattr(registry, "real_models", None)
+    if status is None:  # the real-model registry may live beside registry.py, in models/real.py
+        try:
+            import importlib
+
+            real = importlib.import_module("accvideo.models.real")
+            status = getattr(real, "model_status", None) or getattr(real, "real_models", None)
+        except ImportError:
+            status = None
     if status is None:
         return []
     try:
@@ -263,10 +271,12 @@ def _real_model_rows() -> list[dict]:
         item = item if isinstance(item, dict) else vars(item) if hasattr(item, "__dict__") else {"name": str(item)}
         where = item.get("path") or item.get("local_path") or item.get("where") or ""
         available = bool(item.get("available", item.get("present", bool(where))))
+        download = item.get("download") or item.get("download_command") or item.get("hint", "")
+        if isinstance(download, list | tuple):
+            download = "; ".join(download)
         rows.append({"model": item.get("name") or item.get("model", "?"), "source": "real",
                      "role": item.get("role", ""), "steps": item.get("num_steps"), "available": available,
-                     "where": str(where), "how to get it": "" if available else
-                     item.get("download") or item.get("download_command") or item.get("hint", "")})
+                     "where": str(where), "how to get it": "" if available else download})
     return rows
 
 

@@ -114,7 +114,8 @@ def test_models_table(manager, monkeypatch):
     assert Path(bundled.loc["tiny-teacher", "where"]).is_dir()
     # when the registry reports real checkpoints, they show up with where they are or what to download
     monkeypatch.setattr(ui.registry, "model_status", lambda: [
-        {"name": "wan2.1-t2v-1.3b", "available": False, "download": "huggingface-cli download Wan-AI/..."},
+        {"name": "wan2.1-t2v-1.3b", "available": False, "path": None,
+         "download": ["huggingface-cli download Wan-AI/...", "python -m accvideo models ..."]},
         {"name": "hunyuanvideo", "available": True, "path": "/models/hunyuan"}], raising=False)
     real = ui.list_models(manager).query("source == 'real'").set_index("model")
     assert real.loc["wan2.1-t2v-1.3b", "how to get it"].startswith("huggingface-cli download")
