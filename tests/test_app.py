@@ -61,7 +61,7 @@ def _speedups(page) -> dict[str, float]:
 
 def test_compare_reads_the_speedup(page, shots):
     page.get_by_role("tab", name="Compare").click()
-    page.get_by_label("Prompt").fill("a blue square moving up")
+    page.get_by_label("Prompt", exact=True).fill("a blue square moving up")
     page.get_by_label("number input for Teacher steps").fill("20")
     page.get_by_label("number input for Teacher steps").press("Tab")
     page.get_by_role("button", name="Compare", exact=True).click()
@@ -73,7 +73,7 @@ def test_compare_reads_the_speedup(page, shots):
     page.wait_for_selector("#timing-plot .js-plotly-plot")
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
     # bad input becomes a readable error, not a crash
-    page.get_by_label("Prompt").fill("   ")
+    page.get_by_label("Prompt", exact=True).fill("   ")
     page.get_by_role("button", name="Compare", exact=True).click()
     page.wait_for_selector("text=must be a non-empty string")
 
@@ -117,7 +117,7 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
 
     page.locator("button", has_text="Load student into Compare").click()
     page.wait_for_function("() => document.querySelector('#students').innerText.includes('run:gpd-browser')")
-    page.get_by_label("Prompt").fill("a red circle moving left")
+    page.get_by_label("Prompt", exact=True).fill("a red circle moving left")
     page.get_by_role("button", name="Compare", exact=True).click()
     page.wait_for_function("() => /run:gpd-browser: [\\d.]+x/.test(document.querySelector('#speedup').innerText)")
     assert _speedups(page)["run:gpd-browser"] > 0
