@@ -1,24 +1,37 @@
-"""AccVideo Workbench: `python app.py` starts the Gradio app on the bundled tiny models."""
+"""AccVideo Workbench: `python app.py` starts the Gradio app on the bundled tiny models.
+
+It only parses arguments, builds the UI and launches; on a Hugging Face Space (`app_file: app.py`)
+the same file runs with the Space's host and port from the environment.
+"""
 
 import argparse
 import os
+import threading
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no code path downloads anything
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="tiny-teacher", help="model name or pipeline folder")
+    parser.add_argument("--model", default="tiny-teacher", help="teacher of the Compare tab: model name or folder")
+    parser.add_argument("--runs-dir", default=os.environ.get("ACCVIDEO_RUNS_DIR", "runs/app"),
+                        help="folder of the Distil tab's runs (everything a job reads or writes stays inside)")
+    parser.add_argument("--max-queue", type=int, default=32, help="queued requests beyond which new ones are refused")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args()
 
     from accvideo.models.registry import load_pipeline
-    from accvideo.ui import build_app
+    from accvideo.ui import available_students, build_app
+    from toy.api import warm_up
 
     load_pipeline(args.model)  # load once at start: a missing model fails here, with its fix
-    build_app(args.model).launch(server_name=args.host, server_port=args.port, share=args.share)
+    for ref in available_students().values():
+        load_pipeline(ref)
+    threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
+    build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue).launch(
+        server_name=args.host, server_port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,128 @@
+"""The job launcher: validated specs, the argv a user would type, and real tiny jobs in a runs folder."""
+
+import json
+import time
+
+import pytest
+
+from accvideo import jobs
+
+TINY_GPD = dict(schedule="48,24", steps=2, batch_size=2)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    manager = jobs.JobManager(tmp_path / "runs")
+    yield manager
+    for state in manager.runs():  # a failed test must not leave a job running
+        if state.status == "running":
+            manager.stop(state.name)
+
+
+def test_gpd_command_is_what_a_user_types(runs):
+    argv = jobs.build_command(jobs.GPDJob("gpd-a", schedule="48, 24,12", steps=3, lr=1e-4, batch_size=2),
+                              runs.runs_dir, gpus=0)
+    assert argv[:3] == ["python", "-m", "accvideo"]
+    assert argv[3:7] == ["distill", "gpd", "--teacher", "tiny-teacher"]
+    assert argv[argv.index("--schedule") + 1] == "48,24,12"
+    assert argv[argv.index("--out") + 1] == str(runs.runs_dir / "gpd-a")
+    assert "trainer.batch_size=2" in argv and "--resume" in argv
+
+
+def test_torchrun_with_several_processes_or_gpus(runs):
+    spec = jobs.SynVidJob("syn-a", preset="heldout", num_steps=10, nproc=2)
+    argv = jobs.build_command(spec, runs.runs_dir, gpus=0)
+    assert argv[:5] == ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "accvideo"]
+    assert argv[5] == "synvid"
+    one_gpu = jobs.build_command(jobs.GPDJob("gpd-b"), runs.runs_dir, gpus=1)
+    assert one_gpu[0] == "torchrun" and "--nproc_per_node=1" in one_gpu
+    assert jobs.executable_argv(["python", "-m", "accvideo"])[1:] == ["-m", "accvideo"]
+
+
+@pytest.mark.parametrize("kind, fields, match", [
+    ("gpd", dict(name="../etc"), "`name` must be 1 to 64 characters"),
+    ("gpd", dict(name="a b"), "`name` must be 1 to 64 characters"),
+    ("gpd", dict(name="x" * 65), "`name` must be 1 to 64 characters"),
+    ("gpd", dict(name="ok; rm -rf /"), "`name` must be 1 to 64 characters"),
+    ("gpd", dict(name="g", schedule="48,25"), "`schedule` must list"),
+    ("gpd", dict(name="g", schedule="48;ls"), "`schedule` must list"),
+    ("gpd", dict(name="g", steps=0), "`steps` must be an integer in"),
+    ("gpd", dict(name="g", steps=2.5), "`steps` must be an integer in"),
+    ("gpd", dict(name="g", lr=5.0), "`lr` must be a number in"),
+    ("gpd", dict(name="g", batch_size=-1), "`batch_size` must be an integer in"),
+    ("gpd", dict(name="g", nproc=10_000), "`nproc` must be an integer in"),
+    ("gpd", dict(name="g", teacher="/etc/passwd"), "`teacher` must be one of"),
+    ("synvid", dict(name="s", preset="mine.txt"), "`preset` must be one of"),
+    ("synvid", dict(name="s", store="key:5; ls"), "`store` must be 'all' or 'key:M'"),
+    ("synvid", dict(name="s", store="key:80", num_steps=50), "`store key:M` must be an integer in"),
+    ("accvideo", dict(name="a", synvid_run="../x"), "`synvid_run` must be 1 to 64 characters"),
+    ("accvideo", dict(name="a", synvid_run="missing"), "`synvid_run` must name a SynVid run"),
+])
+def test_invalid_fields_are_refused(runs, kind, fields, match):
+    with pytest.raises(ValueError, match=match):
+        runs.launch(jobs.make_spec(kind, **fields))
+    assert not any(runs.runs_dir.iterdir()) or not list(runs.runs_dir.glob("*/job.json"))
+
+
+def test_unknown_field_and_kind(runs):
+    with pytest.raises(ValueError, match="unknown gpd job fields"):
+        jobs.make_spec("gpd", name="g", command="rm -rf /")
+    with pytest.raises(ValueError, match="`kind` must be one of"):
+        jobs.make_spec("shell", name="g")
+
+
+def test_run_dir_stays_inside(runs):
+    for bad in ("..", "../x", "/tmp/x", "", None):
+        with pytest.raises(ValueError, match="`name`"):
+            runs.run_dir(bad)
+    assert runs.run_dir("ok_1-2").parent == runs.runs_dir.resolve()
+
+
+@pytest.mark.slow
+def test_tiny_gpd_job_runs_and_survives_a_restart(runs):
+    state = runs.launch(jobs.make_spec("gpd", name="gpd-tiny", **TINY_GPD))
+    assert state.status == "running" and "distill gpd" in state.command
+    with pytest.raises(ValueError, match="must be a new run"):
+        runs.launch(jobs.make_spec("gpd", name="gpd-tiny", **TINY_GPD))
+    final = runs.wait("gpd-tiny", timeout=180)
+    assert final.status == "finished", runs.log_tail("gpd-tiny")
+    assert runs.progress("gpd-tiny") == (2, 2)
+    metrics = jobs.read_metrics(runs.run_dir("gpd-tiny"), "gpd")
+    assert list(metrics["step"].unique()) == [1, 2] and metrics["loss"].notna().all()
+    assert "distill gpd" in runs.log_tail("gpd-tiny", 1000)
+    assert "run:gpd-tiny" in runs.students()
+    # a new manager (an app restart) sees the same runs table, also saved as runs.csv
+    again = jobs.JobManager(runs.runs_dir)
+    table = again.table()
+    assert table.loc[0, "name"] == "gpd-tiny" and table.loc[0, "status"] == "finished"
+    assert "gpd-tiny" in (runs.runs_dir / "runs.csv").read_text()
+    with pytest.raises(ValueError, match="has finished"):
+        again.resume("gpd-tiny")
+
+
+@pytest.mark.slow
+def test_stop_then_resume_continues_from_the_checkpoint(runs):
+    runs.launch(jobs.make_spec("gpd", name="gpd-long", schedule="48,24", steps=400, batch_size=1))
+    checkpoint = runs.run_dir("gpd-long") / "stages" / "stage-1" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not checkpoint.exists():
+        time.sleep(0.5)
+    assert checkpoint.exists(), runs.log_tail("gpd-long")
+    runs.stop("gpd-long")
+    stopped = runs.wait("gpd-long", timeout=30)
+    assert stopped.status == "stopped"
+    with pytest.raises(ValueError, match="must be a running job"):
+        runs.stop("gpd-long")
+    done_before = runs.progress("gpd-long")[0]
+    state = runs.resume("gpd-long")
+    assert state.launches == 2 and state.status == "running"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and "resumed gpd" not in runs.log_tail("gpd-long", 2000):
+            time.sleep(0.5)
+        assert "resumed gpd" in runs.log_tail("gpd-long", 2000)
+    finally:
+        runs.stop("gpd-long")
+        runs.wait("gpd-long", timeout=30)
+    job = json.loads((runs.run_dir("gpd-long") / "job.json").read_text())
+    assert job["launches"] == 2 and done_before > 0

@@ -1,0 +1,155 @@
+"""The app's handlers as plain functions (every gr.Error path), then the launched app through gradio_client."""
+
+import socket
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from accvideo import jobs, ui
+
+
+@pytest.fixture
+def manager(tmp_path):
+    return jobs.JobManager(tmp_path / "runs")
+
+
+def test_compare_teacher_and_student(manager):
+    result = ui.compare_models("a red circle moving left", 7, 6, ["tiny-accvideo"], manager=manager)
+    assert result.seed == 7
+    assert [label.split(":")[0] for label, _ in result.videos] == ["tiny-teacher (teacher)", "tiny-accvideo"]
+    assert all(Path(p).stat().st_size > 0 and p.endswith(".mp4") for _, p in result.videos)
+    table = result.table
+    assert list(table.columns) == ["model", "steps", "nfe", "text_encoder_s", "denoising_s", "vae_decode_s",
+                                   "total_s", "speedup"]
+    assert table["steps"].tolist() == [6, 5] and table["nfe"].tolist() == [12, 5]  # teacher uses CFG: 2 NFE a step
+    assert table.loc[0, "speedup"] == 1.0
+    assert table.loc[1, "speedup"] == pytest.approx(table.loc[0, "total_s"] / table.loc[1, "total_s"], rel=0.05)
+    assert [bar.name for bar in result.figure.data] == ["text encoder", "denoising", "vae decode"]
+    again = ui.compare_models("a red circle moving left", 7, 6, [], manager=manager)
+    assert again.videos[0][1] != result.videos[0][1]  # every request writes its own file
+    assert ui.compare_models("a red circle moving left", -1, 2, [], manager=manager).seed >= 0  # -1: random, returned
+
+
+def test_students_come_from_bundled_roles_and_finished_runs(manager, monkeypatch):
+    assert "tiny-accvideo" in ui.available_students(manager)
+    assert "tiny-teacher" not in ui.available_students(manager)
+    run = manager.runs_dir / "my-gpd"
+    (run / "pipeline").mkdir(parents=True)
+    (run / "pipeline" / "model_index.json").write_text("{}")
+    (run / "summary.json").write_text("{}")
+    (run / "job.json").write_text('{"name": "my-gpd", "kind": "gpd", "spec": {"name": "my-gpd", "steps": 1}, '
+                                  '"argv": ["python"], "command": "python", "status": "finished", "pid": null}')
+    assert ui.available_students(manager)["run:my-gpd"] == str(run.resolve() / "pipeline")
+
+
+@pytest.mark.parametrize("args, match", [
+    (("   ", 0, 4, []), "`prompt` must be a non-empty string"),
+    (("a red circle moving left", 1.5, 4, []), "`seed` must be an integer"),
+    (("a red circle moving left", "abc", 4, []), "`seed` must be an integer"),
+    (("a red circle moving left", -2, 4, []), "`seed` must be an integer"),
+    (("a red circle moving left", 0, 0, []), "`teacher_steps` must be an integer in"),
+    (("a red circle moving left", 0, 4, ["tiny-nope"]), "`students` must be chosen from"),
+    (("a red circle moving left", 0, 4, ["run:../../etc"]), "`students` must be chosen from"),
+])
+def test_compare_errors_name_the_argument(manager, args, match):
+    with pytest.raises(ValueError, match=match):
+        ui.compare_models(*args, manager=manager)
+    with pytest.raises(gr.Error, match=match):  # what the page shows: a plain sentence
+        ui._errors(ui.compare_models)(*args, manager=manager)
+
+
+def test_generate_video_handler():
+    path, table, seed = ui.generate_video("tiny-accvideo", "a blue square moving up", 3, 5, 1.0)
+    assert Path(path).exists() and seed == 3
+    assert list(table["stage"]) == ["text_encoder", "denoising", "vae_decode", "total"]
+    with pytest.raises(ValueError, match="`seed` must be an integer"):
+        ui.generate_video("tiny-accvideo", "a blue square moving up", 0.5, 5, 1.0)
+
+
+@pytest.mark.parametrize("kind, fields, match", [
+    ("gpd", dict(name="../escape"), "`name` must be 1 to 64 characters"),
+    ("gpd", dict(name="g", schedule="48,24 && ls"), "`schedule` must list"),
+    ("gpd", dict(name="g", steps=-3), "`steps` must be an integer in"),
+    ("accvideo", dict(name="a", synvid_run="nope", m=5), "`synvid_run` must name a SynVid run"),
+    ("synvid", dict(name="s", num_steps=1), "`num_steps` must be an integer in"),
+])
+def test_launch_errors(manager, kind, fields, match):
+    with pytest.raises(gr.Error, match=match):
+        ui._errors(ui.launch_job)(manager, kind, **fields)
+
+
+def test_distil_is_read_only_on_a_public_space(manager, monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/accvideo")
+    monkeypatch.delenv("ACCVIDEO_ENABLE_TRAINING", raising=False)
+    assert not ui.training_allowed()
+    with pytest.raises(gr.Error, match="training is disabled"):
+        ui._errors(ui.launch_job)(manager, "gpd", name="g")
+    monkeypatch.setenv("ACCVIDEO_ENABLE_TRAINING", "1")
+    assert ui.training_allowed()
+
+
+def test_job_view_of_unknown_and_empty(manager):
+    assert ui.job_view(manager, None).progress == "no job selected"
+    with pytest.raises(gr.Error, match="`name` must be a run"):
+        ui._errors(ui.job_view)(manager, "ghost")
+    with pytest.raises(gr.Error, match="`name` must be 1 to 64"):
+        ui._errors(manager.stop)("../ghost")
+
+
+def test_toy_update_and_bad_value():
+    figures, summary = ui.toy_update(0.5, False, -1.0, 1.0, 400)
+    assert set(figures) == {"trajectories", "distribution_matching", "useless_vs_M", "student_results"}
+    assert "M = 0.5" in summary
+    with pytest.raises(gr.Error, match="`M` must be <= 5"):
+        ui._errors(ui.toy_update)(9, False, -1.0, 1.0, 400)
+
+
+def test_models_table(manager, monkeypatch):
+    table = ui.list_models(manager)
+    bundled = table[table["source"] == "bundled"].set_index("model")
+    assert {"tiny-teacher", "tiny-accvideo"} <= set(bundled.index)
+    assert bundled.loc["tiny-accvideo", "role"] == "student" and bundled.loc["tiny-teacher", "available"]
+    assert Path(bundled.loc["tiny-teacher", "where"]).is_dir()
+    # when the registry reports real checkpoints, they show up with where they are or what to download
+    monkeypatch.setattr(ui.registry, "model_status", lambda: [
+        {"name": "wan2.1-t2v-1.3b", "available": False, "path": None,
+         "download": ["huggingface-cli download Wan-AI/...", "python -m accvideo models ..."]},
+        {"name": "hunyuanvideo", "available": True, "path": "/models/hunyuan"}], raising=False)
+    real = ui.list_models(manager).query("source == 'real'").set_index("model")
+    assert real.loc["wan2.1-t2v-1.3b", "how to get it"].startswith("huggingface-cli download")
+    assert real.loc["hunyuanvideo", "where"] == "/models/hunyuan"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_gradio_client_compare(tmp_path):
+    from gradio_client import Client
+
+    port = _free_port()
+    demo = ui.build_app("tiny-teacher", runs_dir=tmp_path / "runs")
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        assert {"/compare", "/toy", "/launch_gpd", "/stop_job", "/resume_job", "/load_student", "/models"} <= set(api)
+        out = client.predict("a green triangle moving right", 11, 8, ["tiny-accvideo"], api_name="/compare")
+        teacher, student, hidden1, hidden2, table, plot, seed, note = out
+        video = [v["video"] if isinstance(v, dict) else v for v in (teacher, student)]  # client versions differ
+        assert all(Path(v).stat().st_size > 0 and v.endswith(".mp4") for v in video)
+        assert hidden1 is None and hidden2 is None
+        frame = pd.DataFrame(table["data"], columns=table["headers"])
+        assert frame["model"].tolist() == ["tiny-teacher (teacher)", "tiny-accvideo"]
+        assert frame["speedup"].iloc[1] > 1 and seed == 11 and "tiny-accvideo" in note
+        with pytest.raises(Exception, match="must be a non-empty string"):
+            client.predict("  ", 0, 8, [], api_name="/compare")
+        with pytest.raises(Exception, match="must be chosen from"):
+            client.predict("a red circle moving left", 0, 8, ["nope"], api_name="/compare")
+    finally:
+        demo.close()
