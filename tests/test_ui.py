@@ -130,12 +130,30 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_gradio_client_compare(tmp_path):
+    """Against the app as a user starts it: `python app.py` in its own process."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
     from gradio_client import Client
 
     port = _free_port()
-    demo = ui.build_app("tiny-teacher", runs_dir=tmp_path / "runs")
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    root = Path(__file__).resolve().parents[1]
+    app = subprocess.Popen([sys.executable, str(root / "app.py"), "--port", str(port), "--runs-dir",
+                            str(tmp_path / "runs")], cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert app.poll() is None, app.stderr.read().decode()[-3000:]
+                assert time.time() < deadline, "app did not answer within 180 s"
+                time.sleep(0.5)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
         assert {"/compare", "/toy", "/launch_gpd", "/stop_job", "/resume_job", "/load_student", "/models"} <= set(api)
@@ -152,4 +170,5 @@ def test_gradio_client_compare(tmp_path):
         with pytest.raises(Exception, match="must be chosen from"):
             client.predict("a red circle moving left", 0, 8, ["nope"], api_name="/compare")
     finally:
-        demo.close()
+        app.terminate()
+        app.wait(timeout=30)
