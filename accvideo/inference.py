@@ -208,15 +208,7 @@ def write_mp4(video: np.ndarray, path, fps: int = 8, size: int = 256) -> None:
     import imageio.v2 as imageio
 
     frames = upscale(video, size)
-    for attempt in range(2):
-        try:
-            with imageio.get_writer(str(path), fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
-                                    macro_block_size=1, ffmpeg_log_level="error") as writer:
-                for frame in frames:
-                    writer.append_data(frame)
-            return
-        except OSError:
-            # The ffmpeg child once died mid-write in a full CI run (broken pipe, empty stderr)
-            # and never alone; one fresh encoder is cheap, a second failure is real.
-            if attempt == 1:
-                raise
+    with imageio.get_writer(str(path), fps=fps, codec="libx264", quality=8, pixelformat="yuv420p",
+                            macro_block_size=1, ffmpeg_log_level="error") as writer:
+        for frame in frames:
+            writer.append_data(frame)
