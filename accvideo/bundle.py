@@ -52,7 +52,7 @@ def comparison_grid(columns: list[tuple[str, object, int | None]], path: str | P
     return Path(path)
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                               cwd=Path(__file__).parent).stdout.strip()
@@ -73,7 +73,7 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
     provenance = {
         "name": name,
         "command": command,
-        "bundled_at_commit": _git_commit(),
+        "bundled_at_commit": git_commit(),
         "seed": summary.get("config", {}).get("seed"),
         "wall_s": summary.get("wall_s"),
         "world_size": summary.get("world_size"),

@@ -33,6 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .ablation import Scorer, markdown_table, plot_frontier, run_ablation, table_columns
+from .bundle import git_commit
 from .config import apply_overrides
 from .training.checkpoint import atomic_write_text
 
@@ -105,12 +106,6 @@ class Paths:
         return self.accvideo / f"full-m{m}" / "pipeline"
 
 
-def _git_commit() -> str:
-    from .bundle import _git_commit as commit
-
-    return commit()
-
-
 class StageLog:
     """OUT/stages.json: when each stage finished and how long it took (summed over resumed runs)."""
 
@@ -121,14 +116,17 @@ class StageLog:
     def done(self, stage: str) -> bool:
         return stage in self.data["stages"] and self.data["stages"][stage].get("finished") is not None
 
-    def add_partial(self, stage: str, seconds: float) -> None:
+    def _add(self, stage: str, seconds: float) -> dict:
         entry = self.data["stages"].setdefault(stage, {"wall_s": 0.0, "finished": None})
         entry["wall_s"] = round(entry["wall_s"] + seconds, 1)
+        return entry
+
+    def add_partial(self, stage: str, seconds: float) -> None:
+        self._add(stage, seconds)
         self._write()
 
     def finish(self, stage: str, seconds: float, **extra) -> None:
-        entry = self.data["stages"].setdefault(stage, {"wall_s": 0.0, "finished": None})
-        entry["wall_s"] = round(entry["wall_s"] + seconds, 1)
+        entry = self._add(stage, seconds)
         entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         entry.update(extra)
         self._write()
@@ -325,9 +323,8 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
     p.figures.mkdir(parents=True, exist_ok=True)
     _frontier_plot(procbench, bench, p.figures / "frontier.png", m)
     _comparison_grid(p, preset, p.figures / "samples.png")
-    for png in (p.accvideo / "ablation.png",):
-        if png.exists():
-            shutil.copy(png, p.figures / png.name)
+    if (p.accvideo / "ablation.png").exists():
+        shutil.copy(p.accvideo / "ablation.png", p.figures / "ablation.png")
     toy_dir = p.out / "toy"
     for png in sorted(toy_dir.glob("*.png")):
         shutil.copy(png, p.figures / f"toy-{png.name}")
@@ -385,7 +382,7 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
         command,
         "```",
         "",
-        f"- commit `{_git_commit()}`, written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- commit `{git_commit()}`, written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- wall time of the pipeline (sum of the stages before this report): **{_fmt_seconds(total_wall)}**",
         f"- Python {sys.version.split()[0]}, torch {_torch_version()}, {_cpu_line()}",
         "",
