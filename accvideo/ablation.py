@@ -79,8 +79,11 @@ class Scorer:
 def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int = 5, frontier: tuple[int, ...] = (),
                  steps: int | None = None, split: str = "train", num_videos: int = 32,
                  overrides: list[str] | None = None, frontier_steps: int | None = None,
-                 scorer: Scorer | None = None, bench_repeats: int = 3) -> pd.DataFrame:
+                 scorer: Scorer | None = None, bench_repeats: int = 3, trajectory_only: bool = True) -> pd.DataFrame:
     """Train the ablation's students (resumable) and score every row; writes out/ablation.md, .csv, .png.
+
+    `trajectory_only=False` leaves out the trajectory-loss-only student (`reproduce` does, to fit
+    its time budget; the `ablation` command keeps it).
 
     `frontier_steps`: optimiser steps of the frontier students (default `steps`); their
     adversarial phase then starts at a quarter of it. `scorer`: share a reference and a score
@@ -101,8 +104,9 @@ def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int 
 
     rows = [scorer.score(f"teacher@{teacher_steps}", teacher, teacher_steps),
             scorer.score(f"teacher@{num_key_steps}", teacher, num_key_steps)]
-    traj = student(num_key_steps, 0.0, f"traj-m{num_key_steps}", steps)
-    rows.append(scorer.score("+ trajectory loss", str(traj)))
+    if trajectory_only:
+        traj = student(num_key_steps, 0.0, f"traj-m{num_key_steps}", steps)
+        rows.append(scorer.score("+ trajectory loss", str(traj)))
     full = student(num_key_steps, None, f"full-m{num_key_steps}", steps)
     rows.append(scorer.score("+ adversarial", str(full)))
     for m in frontier:

@@ -227,21 +227,50 @@ def list_models(manager: jobs.JobManager | None = None) -> pd.DataFrame:
             defaults = read_sampling_defaults(path)
         except ValueError as err:
             defaults = {"role": f"broken: {err}"}
-        provenance = ""
-        if (path / "provenance.json").exists():
-            import json
-
-            provenance = json.loads((path / "provenance.json").read_text()).get("command", "")
+        provenance = read_provenance(path)
         rows.append({"model": name, "source": "bundled", "role": defaults.get("role", "teacher"),
                      "steps": defaults.get("num_steps"), "available": (path / "model_index.json").exists(),
-                     "where": str(path), "how to get it": provenance or "in git (assets/)"})
+                     "where": str(path), "how to get it": provenance.get("command") or "in git (assets/)",
+                     "provenance": provenance_line(provenance)})
     if manager is not None:
         for label, folder in manager.students().items():
             defaults = read_sampling_defaults(folder)
             rows.append({"model": label, "source": "run", "role": "student", "steps": defaults.get("num_steps"),
                          "available": True, "where": str(folder), "how to get it": "Distil tab"})
     rows += _real_model_rows()
-    return pd.DataFrame(rows, columns=["model", "source", "role", "steps", "available", "where", "how to get it"])
+    return pd.DataFrame(rows, columns=["model", "source", "role", "steps", "available", "where", "how to get it",
+                                       "provenance"]).fillna({"provenance": ""})
+
+
+def read_provenance(folder: Path) -> dict:
+    """A bundled model's provenance.json ({} when absent or unreadable: the table still lists it)."""
+    import json
+
+    try:
+        return json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def provenance_line(provenance: dict) -> str:
+    """One line from provenance.json: commit, the stage's wall time, scores and bench time."""
+    parts = []
+    if provenance.get("bundled_at_commit"):
+        parts.append(f"commit {provenance['bundled_at_commit'][:10]}")
+    walls = (provenance.get("reproduce") or {}).get("stage_walls_s") or {}
+    if walls:
+        parts.append(f"reproduce run {sum(v or 0.0 for v in walls.values()) / 60:.1f} min in all")
+    if provenance.get("wall_s"):
+        parts.append(f"trained in {provenance['wall_s'] / 60:.1f} min")
+    scores = provenance.get("scores") or {}
+    if "procbench_train" in scores:
+        held = f" (held out {scores['procbench_heldout']:.2f})" if "procbench_heldout" in scores else ""
+        parts.append(f"ProcBench {scores['procbench_train']:.2f}{held}")
+    if scores.get("bench_total_s"):
+        parts.append(f"{scores['bench_total_s']:.3f} s per video")
+    if provenance.get("seed") is not None:
+        parts.append(f"seed {provenance['seed']}")
+    return "; ".join(parts)
 
 
 def _real_model_rows() -> list[dict]:

@@ -97,6 +97,31 @@ def test_key_steps_store_the_same_states(straight, tiny_pipeline_dir, prompt_fil
     assert summary.bytes_per_trajectory < 0.7 * open_synvid(out).shards[0].bytes / 2
 
 
+def test_batched_seeds_match_one_at_a_time(straight, tiny_pipeline_dir, prompt_file, tmp_path):
+    """batch_size > 1 runs a prompt's seeds together: the same trajectories to float rounding,
+    batches never cross a prompt or a shard, and the batch size is part of the dataset's config."""
+    out, _ = straight
+    # 3 samples per prompt in shards of 4: batches [0,1,2] [3] | [4,5] [6,7] | [8]
+    cfg = config(tiny_pipeline_dir, prompt_file, batch_size=3, samples_per_prompt=3, shard_size=4)
+    plan = synvid.ShardPlan(PROMPTS, 3, 0, 4)
+    assert [[list(b) for b in plan.batches(k, 3)] for k in range(3)] == [[[0, 1, 2], [3]], [[4, 5], [6, 7]], [[8]]]
+    assert [list(b) for b in plan.batches(0, 2)] == [[0, 1], [2], [3]]
+    generate_synvid(cfg, tmp_path, progress=False)
+    batched = open_synvid(tmp_path)
+    single = generate_synvid(config(tiny_pipeline_dir, prompt_file, samples_per_prompt=3, shard_size=4),
+                             tmp_path / "single", progress=False)
+    assert single.complete
+    for a, b in zip(batched, open_synvid(tmp_path / "single"), strict=True):
+        assert (a["prompt"], a["seed"]) == (b["prompt"], b["seed"])
+        torch.testing.assert_close(a["latents"], b["latents"], rtol=1e-4, atol=1e-5)
+        assert torch.equal(a["text_embeds"], b["text_embeds"])
+    with pytest.raises(ValueError, match="`batch_size` is 3 there but 1 now"):
+        generate_synvid(config(tiny_pipeline_dir, prompt_file, samples_per_prompt=3, shard_size=4), tmp_path,
+                        progress=False)
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1 but is 0"):
+        generate_synvid(config(tiny_pipeline_dir, prompt_file, batch_size=0), tmp_path / "bad", progress=False)
+
+
 def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, prompt_file, tmp_path, monkeypatch):
     cfg = config(tiny_pipeline_dir, prompt_file)
     # a deliberately limited run: shard 0 only
@@ -107,11 +132,11 @@ def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, pro
     # then a run killed in the middle of shard 2 (after shard 1 was written)
     calls = []
 
-    def dies_at_sample_5(pipe, prompt, seed, config, device, text=None):
-        calls.append(seed)
-        if seed == 5:
+    def dies_at_sample_5(pipe, prompt, seeds, config, device, text=None):
+        calls.extend(seeds)
+        if 5 in seeds:
             raise KeyboardInterrupt("simulated kill")
-        return synvid.teacher_trajectory(pipe, prompt, seed, config, device, text=text)
+        return synvid.teacher_trajectories(pipe, prompt, seeds, config, device, text=text)
 
     with pytest.raises(KeyboardInterrupt):
         generate_synvid(cfg, tmp_path, progress=False, trajectory_fn=dies_at_sample_5)

@@ -112,6 +112,17 @@ def test_models_table(manager, monkeypatch):
     assert {"tiny-teacher", "tiny-accvideo"} <= set(bundled.index)
     assert bundled.loc["tiny-accvideo", "role"] == "student" and bundled.loc["tiny-teacher", "available"]
     assert Path(bundled.loc["tiny-teacher", "where"]).is_dir()
+    # provenance.json in one line: the commit it was bundled at and what it scored
+    for name in ("tiny-teacher", "tiny-accvideo"):
+        provenance = ui.read_provenance(Path(bundled.loc[name, "where"]))
+        line = bundled.loc[name, "provenance"]
+        assert f"commit {provenance['bundled_at_commit'][:10]}" in line
+        if "scores" in provenance:
+            assert f"ProcBench {provenance['scores']['procbench_train']:.2f}" in line
+    assert ui.provenance_line({"bundled_at_commit": "0123456789abcdef", "wall_s": 2400.0, "seed": 0,
+                               "scores": {"procbench_train": 92.5, "procbench_heldout": 90.0, "bench_total_s": 0.1}}) \
+        == "commit 0123456789; trained in 40.0 min; ProcBench 92.50 (held out 90.00); 0.100 s per video; seed 0"
+    assert ui.provenance_line({}) == ""
     # when the registry reports real checkpoints, they show up with where they are or what to download
     monkeypatch.setattr(ui.registry, "model_status", lambda: [
         {"name": "wan2.1-t2v-1.3b", "available": False, "path": None,

@@ -12,8 +12,12 @@ Sample numbering is fixed by the config alone, never by who runs it:
 - shard k holds samples [k * S, (k + 1) * S) for shard size S, file `shard-{k:05d}.safetensors`;
 - under `torchrun`, shard k is written by rank k % world_size.
 
-Generation is batch-1 and seeded per sample, so a 2-process run writes the same bytes as a
-1-process run (tested), and a rerun regenerates exactly what a killed run had not finished.
+Every sample is seeded by its own number, and a shard's batches (up to `batch_size`
+consecutive samples of one prompt) depend on the config alone, so a 2-process run writes the
+same bytes as a 1-process run (tested), and a rerun regenerates exactly what a killed run had
+not finished. `batch_size=1` reproduces `generate` bit for bit; larger batches agree with it to
+float rounding (the batched matmuls sum in another order) and run several times faster on
+tiny models, whose batch-1 forward is mostly overhead.
 
 Folder layout::
 
@@ -143,10 +147,11 @@ class SynVidConfig:
     width: int | None = None
     negative_prompt: str = ""
     videos: bool = False
+    batch_size: int = 1  # seeds of one prompt run together (see the module docstring)
 
     def check(self) -> None:
         """Cheap checks that need no model; ValueError naming the argument, rule and value."""
-        for name in ("num_steps", "samples_per_prompt", "shard_size"):
+        for name in ("num_steps", "samples_per_prompt", "shard_size", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1 but is {value!r}.")
@@ -184,6 +189,18 @@ class ShardPlan:
 
     def shards_of_rank(self, rank: int, world_size: int) -> list[int]:
         return list(range(rank, self.num_shards, world_size))
+
+    def batches(self, k: int, batch_size: int) -> list[range]:
+        """Shard k's samples in runs of at most `batch_size` consecutive samples of one prompt."""
+        out: list[range] = []
+        shard = self.shard_range(k)
+        start = shard.start
+        while start < shard.stop:
+            prompt_end = (start // self.samples_per_prompt + 1) * self.samples_per_prompt
+            stop = min(shard.stop, prompt_end, start + batch_size)
+            out.append(range(start, stop))
+            start = stop
+        return out
 
 
 def resolve_config(cfg: SynVidConfig, pipe) -> dict[str, Any]:
@@ -225,6 +242,7 @@ def resolve_config(cfg: SynVidConfig, pipe) -> dict[str, Any]:
         "sigmas": sigma_schedule(num_steps, shift).tolist(),
         "dtype": cfg.dtype,
         "videos": bool(cfg.videos),
+        "batch_size": cfg.batch_size,
     }
 
 
@@ -237,6 +255,7 @@ def check_same_config(out: Path, config: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"`out` {str(out)!r}: {CONFIG_FILE} is unreadable or corrupt ({err}).") from err
+    old.setdefault("batch_size", 1)  # datasets from before batching were generated one sample at a time
     for key in sorted(set(old) | set(config)):
         if old.get(key) != config.get(key):
             raise ValueError(
@@ -275,9 +294,10 @@ def encode_text(pipe, prompt: str, config: dict[str, Any], device: torch.device
 
 
 @torch.inference_mode()
-def teacher_trajectory(pipe, prompt: str, seed: int, config: dict[str, Any], device: torch.device,
-                       text: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> Trajectory:
-    """Run the guided teacher from `initial_noise(seed)` and keep the states at `config['stored_steps']`.
+def teacher_trajectories(pipe, prompt: str, seeds: Sequence[int], config: dict[str, Any], device: torch.device,
+                         text: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> list[Trajectory]:
+    """Run the guided teacher from `initial_noise(seed)` for each seed of one prompt, as one batch
+    (B = len(seeds)), and keep the states at `config['stored_steps']`.
 
     The same stages as `accvideo.inference.generate` (which the tests compare against), with the
     text embedding exposed and reusable across a prompt's seeds, and tensors on `device`.
@@ -287,25 +307,33 @@ def teacher_trajectory(pipe, prompt: str, seed: int, config: dict[str, Any], dev
     from ..sampling import euler_sample
 
     text, negative = text if text is not None else encode_text(pipe, prompt, config, device)
-    x = initial_noise(pipe, seed, config["num_frames"], config["height"], config["width"]).to(device)
+    b = len(seeds)
+    x = torch.cat([initial_noise(pipe, seed, config["num_frames"], config["height"], config["width"])
+                   for seed in seeds]).to(device)  # (B, C, T', H', W')
     sigmas = torch.tensor(config["sigmas"], dtype=torch.float64)
-    velocity = make_velocity(pipe, text, negative, config["guidance_scale"])
+    velocity = make_velocity(pipe, text.expand(b, -1, -1), None if negative is None else negative.expand(b, -1, -1),
+                             config["guidance_scale"])
     dtype, keep = DTYPES[config["dtype"]], set(config["stored_steps"])
     # Keep only the stored states, moved off the device at once: a real teacher's full
     # trajectory (51 states of a 720p latent) need never sit in accelerator memory.
-    kept = [x[0].to(dtype).cpu()] if 0 in keep else []
+    kept = [x.to(dtype).cpu()] if 0 in keep else []
 
     def collect(i: int, num_steps: int, sigma_next: float, state: torch.Tensor) -> None:
         if i + 1 in keep:
-            kept.append(state[0].to(dtype).cpu())
+            kept.append(state.to(dtype).cpu())
 
     result = euler_sample(velocity, x, sigmas, callback=collect)
-    states = torch.stack(kept).contiguous()
-    video = None
-    if config["videos"]:
-        frames = pipe.vae.decode(denormalize_latents(pipe.vae, result.x_0), return_dict=False)[0]
-        video = ((frames[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-    return Trajectory(states=states, text_embeds=text[0].to(DTYPES[config["dtype"]]).cpu().contiguous(), video=video)
+    states = torch.stack(kept, dim=1)  # (B, num_stored, C, T', H', W')
+    embeds = text[0].to(DTYPES[config["dtype"]]).cpu().contiguous()
+    trajectories = []
+    for j in range(b):
+        video = None
+        if config["videos"]:
+            latents = denormalize_latents(pipe.vae, result.x_0[j:j + 1])
+            frames = pipe.vae.decode(latents, return_dict=False)[0]
+            video = ((frames[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+        trajectories.append(Trajectory(states=states[j].contiguous(), text_embeds=embeds, video=video))
+    return trajectories
 
 
 def shard_bytes(k: int, indices: Sequence[int], plan: ShardPlan, trajectories: Sequence[Trajectory],
@@ -393,7 +421,7 @@ def _progress(total: int, enabled: bool):
 
 def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | None = None,
                     pipe=None, progress: bool = True,
-                    trajectory_fn: Callable[..., Trajectory] | None = None) -> SynVidSummary:
+                    trajectory_fn: Callable[..., list[Trajectory]] | None = None) -> SynVidSummary:
     """Generate (or finish) a SynVid dataset in `out`. Works under `python` and `torchrun`.
 
     Complete shards are kept; missing or partial ones are (re)generated. `limit_shards` = N
@@ -430,28 +458,30 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
             logger.info("rank %d: %d of its %d shards already complete, kept", info.rank, skipped, len(mine))
 
         pipe.to(info.device)
-        trajectory_fn = trajectory_fn or teacher_trajectory
+        trajectory_fn = trajectory_fn or teacher_trajectories
         generated, t_gen = 0, time.perf_counter()
         bar = _progress(sum(len(plan.shard_range(k)) for k in todo), progress and info.is_main)
         text_cache: dict[str, tuple] = {}
         for k in todo:
             indices = plan.shard_range(k)
             trajectories = []
-            for i in indices:
-                prompt, seed = plan.sample(i)
+            for batch in plan.batches(k, cfg.batch_size):
+                prompt = plan.sample(batch.start)[0]
                 if prompt not in text_cache:  # K samples per prompt share one text-encoder call
                     text_cache = {prompt: encode_text(pipe, prompt, config, info.device)}
-                trajectory = trajectory_fn(pipe, prompt, seed, config, info.device, text=text_cache[prompt])
-                if trajectory.video is not None:
-                    video_path = out / VIDEO_DIR / video_name(i)
-                    video_path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = video_path.with_name(f".{video_path.stem}.tmp.mp4")
-                    write_mp4(trajectory.video, tmp)
-                    os.replace(tmp, video_path)
-                    trajectory.video = None
-                trajectories.append(trajectory)
-                generated += 1
-                bar.update(1)
+                seeds = [plan.sample(i)[1] for i in batch]
+                for i, trajectory in zip(batch, trajectory_fn(pipe, prompt, seeds, config, info.device,
+                                                              text=text_cache[prompt]), strict=True):
+                    if trajectory.video is not None:
+                        video_path = out / VIDEO_DIR / video_name(i)
+                        video_path.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = video_path.with_name(f".{video_path.stem}.tmp.mp4")
+                        write_mp4(trajectory.video, tmp)
+                        os.replace(tmp, video_path)
+                        trajectory.video = None
+                    trajectories.append(trajectory)
+                generated += len(batch)
+                bar.update(len(batch))
                 bar.set_postfix_str(f"{60 * generated / max(time.perf_counter() - t_gen, 1e-9):.1f} traj/min"
                                     + (f" (rank 0 of {info.world_size})" if info.distributed else ""))
             data = shard_bytes(k, indices, plan, trajectories, config)

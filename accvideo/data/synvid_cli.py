@@ -12,8 +12,9 @@ def cmd_synvid(args: argparse.Namespace) -> int:
     cfg = SynVidConfig(
         teacher=args.teacher, prompts=args.prompts, num_steps=args.num_steps,
         samples_per_prompt=args.samples_per_prompt, base_seed=args.base_seed, store=args.store, dtype=args.dtype,
-        shard_size=args.shard_size, guidance_scale=args.guidance, shift=args.shift, num_frames=args.frames,
-        height=args.height, width=args.width, negative_prompt=args.negative_prompt, videos=args.videos,
+        shard_size=args.shard_size, batch_size=args.batch_size, guidance_scale=args.guidance, shift=args.shift,
+        num_frames=args.frames, height=args.height, width=args.width, negative_prompt=args.negative_prompt,
+        videos=args.videos,
     )
     if args.config:
         # the YAML preset, with every flag given on the command line (any value other than
@@ -60,6 +61,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="storage dtype of latents and text embeddings")
     p.add_argument("--shard-size", type=int, default=16, help="samples per shard file")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="seeds of one prompt generated together (1: bit-exact with `generate`; more: faster)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the teacher's own)")
     p.add_argument("--shift", type=float, default=None, help="schedule shift (default: the teacher's own)")
     p.add_argument("--frames", type=int, default=None)
