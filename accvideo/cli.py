@@ -124,13 +124,13 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import run_reproduce
+    from .reproduce import StageLog, run_reproduce
 
     only = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else ()
     command = "python -m accvideo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
     data = run_reproduce(args.out, args.preset, args.results, args.bundle_dir, only, command)
     walls = {s: v.get("wall_s") for s, v in data["stages"].items()}
-    print(json.dumps({"stages_wall_s": walls, "total_wall_s": round(sum(w or 0 for w in walls.values()), 1)},
+    print(json.dumps({"stages_wall_s": walls, "pipeline_wall_s": round(StageLog(args.out).pipeline_wall(), 1)},
                      indent=2))
     return 0
 

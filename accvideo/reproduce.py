@@ -140,6 +140,11 @@ class StageLog:
     def wall(self, stage: str) -> float:
         return float(self.data["stages"].get(stage, {}).get("wall_s", 0.0))
 
+    def pipeline_wall(self) -> float:
+        """The pipeline's wall time: its computing stages, not `report` and `bundle`, which only
+        write out what the others measured (and rerun on every call)."""
+        return sum(self.wall(s) for s in STAGES if s not in ("report", "bundle"))
+
     def _write(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=2))
 
@@ -182,10 +187,11 @@ def stage_synvid(p: Paths, preset: Preset) -> dict:
         source.write_text("\n".join(prompt_for(*c) for c in SPLITS["train"][: preset.synvid_num_prompts]) + "\n")
         prompts = str(source)
     k = preset.synvid_samples_per_prompt
-    # shards of whole prompts, so every batch holds `synvid_batch` seeds when K is a multiple of it
+    # shards of whole prompts (about SynVid's default size), so every batch holds `synvid_batch`
+    # seeds when K is a multiple of it
     cfg = SynVidConfig(teacher=str(p.teacher), prompts=prompts, num_steps=preset.synvid_steps,
                        samples_per_prompt=k, store=synvid_store(preset), batch_size=preset.synvid_batch,
-                       shard_size=k * max(1, 16 // k))
+                       shard_size=k * max(1, SynVidConfig.shard_size // k))
     summary = generate_synvid(cfg, p.synvid)
     return {"synvid": summary.line()}
 
@@ -375,7 +381,6 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
     stage_rows = pd.DataFrame([{"stage": s, "wall": _fmt_seconds(stages.wall(s)),
                                 "finished": stages.data["stages"].get(s, {}).get("finished", "")}
                                for s in STAGES if s in stages.data["stages"]])
-    total_wall = sum(stages.wall(s) for s in STAGES if s != "report")
     bench_cols = ["name", "steps", "nfe", "text_encoder_s", "denoising_s", "vae_decode_s", "total_s", "speedup"]
     bench_table = bench[bench_cols].copy()
     for c in bench_cols[3:]:
@@ -394,7 +399,8 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
         "```",
         "",
         f"- commit `{git_commit()}`, written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- wall time of the pipeline (sum of the stages before this report): **{_fmt_seconds(total_wall)}**",
+        f"- wall time of the pipeline (sum of the stages from teacher to toy): "
+        f"**{_fmt_seconds(stages.pipeline_wall())}**",
         f"- Python {sys.version.split()[0]}, torch {_torch_version()}, {_cpu_line()}",
         "",
         "## Headline",
@@ -458,7 +464,7 @@ def _cpu_line() -> str:
     return f"{os.cpu_count()} CPU cores"
 
 
-def stage_bundle(p: Paths, preset: Preset, command: str) -> dict:
+def stage_bundle(p: Paths, preset: Preset, stages: StageLog, command: str) -> dict:
     from .bundle import bundle_run
 
     if p.bundle_dir is None:
@@ -473,13 +479,13 @@ def stage_bundle(p: Paths, preset: Preset, command: str) -> dict:
     n, m = teacher_steps(p), preset.accvideo_m
     seconds = dict(zip(bench["name"], bench["total_s"]))
     made = []
+    reproduce = {"command": command, "out": str(p.out), "pipeline_wall_s": round(stages.pipeline_wall(), 1),
+                 "stage_walls_s": {s: v.get("wall_s") for s, v in stages.data["stages"].items()}}
     for name, run, row, bench_name in (("tiny-teacher", p.teacher_run, f"teacher@{n}", f"teacher@{n}"),
                                        ("tiny-accvideo", p.accvideo / f"full-m{m}", "+ adversarial",
                                         f"accvideo m={m}"),
                                        ("tiny-gpd", p.gpd, "gpd", "gpd")):
-        extra = {"reproduce": {"command": command, "out": str(p.out), "stage_walls_s": {
-            s: v.get("wall_s") for s, v in StageLog(p.out).data["stages"].items()}},
-            "scores": {**scores(row), "bench_total_s": seconds.get(bench_name)}}
+        extra = {"reproduce": reproduce, "scores": {**scores(row), "bench_total_s": seconds.get(bench_name)}}
         made.append(str(bundle_run(run, name, command, dest_root=p.bundle_dir, extra=extra)))
     return {"bundled": made}
 
@@ -510,7 +516,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny", results: str | Path | N
         "bench": lambda: stage_bench(p, settings),
         "toy": lambda: stage_toy(p, settings),
         "report": lambda: stage_report(p, settings, stages, command),
-        "bundle": lambda: stage_bundle(p, settings, command),
+        "bundle": lambda: stage_bundle(p, settings, stages, command),
     }
     todo = [s for s in STAGES if (not only or s in only)]
     with tqdm(total=len(todo), desc="reproduce", unit="stage") as bar:

@@ -257,9 +257,9 @@ def provenance_line(provenance: dict) -> str:
     parts = []
     if provenance.get("bundled_at_commit"):
         parts.append(f"commit {provenance['bundled_at_commit'][:10]}")
-    walls = (provenance.get("reproduce") or {}).get("stage_walls_s") or {}
-    if walls:
-        parts.append(f"reproduce run {sum(v or 0.0 for v in walls.values()) / 60:.1f} min in all")
+    pipeline_wall = (provenance.get("reproduce") or {}).get("pipeline_wall_s")
+    if pipeline_wall:
+        parts.append(f"reproduce run {pipeline_wall / 60:.1f} min in all")
     if provenance.get("wall_s"):
         parts.append(f"trained in {provenance['wall_s'] / 60:.1f} min")
     scores = provenance.get("scores") or {}

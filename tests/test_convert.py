@@ -19,10 +19,10 @@ from accvideo.models.convert import (
     wan_diffusers_to_original,
     wan_original_to_diffusers,
 )
+from accvideo.models.tiny_hunyuan import TRANSFORMER as TINY_HUNYUAN_TRANSFORMER
 
-HUNYUAN_TINY = dict(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=2,
-                    num_single_layers=2, num_refiner_layers=2, patch_size=2, patch_size_t=1, text_embed_dim=16,
-                    pooled_projection_dim=8, rope_axes_dim=(2, 2, 4), guidance_embeds=True)
+# the tiny HunyuanVideo transformer with two blocks of each kind, so block indices above 0 are mapped too
+HUNYUAN_TINY = {**TINY_HUNYUAN_TRANSFORMER, "num_layers": 2, "num_single_layers": 2, "num_refiner_layers": 2}
 WAN_TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4,
                 text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2, rope_max_seq_len=32)
 

@@ -48,6 +48,9 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     for name in ("tiny-teacher", "tiny-accvideo", "tiny-gpd"):
         provenance = json.loads((tmp_path / "assets" / name / "provenance.json").read_text())
         assert provenance["reproduce"]["command"].startswith("python -m accvideo reproduce")
+        # the same pipeline wall time as RESULTS.md: the computing stages, not report and bundle
+        assert provenance["reproduce"]["pipeline_wall_s"] == round(
+            sum(data["stages"][s]["wall_s"] for s in STAGES if s not in ("report", "bundle")), 1)
         assert "procbench_train" in provenance["scores"]
 
     # a rerun skips every finished stage: same stage log, report rewritten

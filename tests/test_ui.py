@@ -120,8 +120,10 @@ def test_models_table(manager, monkeypatch):
         if "scores" in provenance:
             assert f"ProcBench {provenance['scores']['procbench_train']:.2f}" in line
     assert ui.provenance_line({"bundled_at_commit": "0123456789abcdef", "wall_s": 2400.0, "seed": 0,
+                               "reproduce": {"pipeline_wall_s": 4572.0},
                                "scores": {"procbench_train": 92.5, "procbench_heldout": 90.0, "bench_total_s": 0.1}}) \
-        == "commit 0123456789; trained in 40.0 min; ProcBench 92.50 (held out 90.00); 0.100 s per video; seed 0"
+        == ("commit 0123456789; reproduce run 76.2 min in all; trained in 40.0 min; ProcBench 92.50 (held out 90.00); "
+            "0.100 s per video; seed 0")
     assert ui.provenance_line({}) == ""
     # when the registry reports real checkpoints, they show up with where they are or what to download
     monkeypatch.setattr(ui.registry, "model_status", lambda: [
