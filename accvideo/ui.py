@@ -238,8 +238,9 @@ def list_models(manager: jobs.JobManager | None = None) -> pd.DataFrame:
             rows.append({"model": label, "source": "run", "role": "student", "steps": defaults.get("num_steps"),
                          "available": True, "where": str(folder), "how to get it": "Distil tab"})
     rows += _real_model_rows()
-    return pd.DataFrame(rows, columns=["model", "source", "role", "steps", "available", "where", "how to get it",
-                                       "provenance"]).fillna({"provenance": ""})
+    # provenance before the long columns, so it shows without scrolling the table sideways
+    return pd.DataFrame(rows, columns=["model", "source", "role", "steps", "available", "provenance", "where",
+                                       "how to get it"]).fillna({"provenance": ""})
 
 
 def read_provenance(folder: Path) -> dict:
