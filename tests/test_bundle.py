@@ -2,7 +2,7 @@ import json
 
 from PIL import Image
 
-from accvideo.bundle import GRID_PROMPTS, bundle_run
+from accvideo.experiments.bundle import GRID_PROMPTS, bundle_run
 from accvideo.models.registry import load_pipeline
 
 

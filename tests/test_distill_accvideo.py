@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from accvideo.distill.accvideo_method import AccVideoConfig, AccVideoMethod
-from accvideo.distill.cli import AccVideoDistillConfig
-from accvideo.distill.trainer import TrainerConfig, run_training
-from accvideo.inference import generate
+from accvideo.core.schedules import key_steps
+from accvideo.generation import generate
 from accvideo.models.registry import load_pipeline
-from accvideo.schedules import key_steps
+from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
+from accvideo.training.recipes.distill import AccVideoDistillConfig
+from accvideo.training.trainer import TrainerConfig, run_training
 
 NUM_STEPS, M = 6, 3
 
@@ -144,7 +144,7 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def synvid_dir(tiny_pipeline_dir, tmp_path_factory):
-    from accvideo.data.synvid import SynVidConfig, generate_synvid
+    from accvideo.synvid.dataset import SynVidConfig, generate_synvid
 
     root = tmp_path_factory.mktemp("synvid")
     prompts = root / "prompts.txt"
@@ -175,7 +175,7 @@ def _sets(items):
 
 
 def test_key_states_come_from_synvid(synvid_dir, key_data):
-    from accvideo.distill.data import load_key_states
+    from accvideo.training.data import load_key_states
 
     data = load_key_states(synvid_dir, M)
     assert data["latents"].shape[:2] == (4, M + 1) and data["num_steps"] == NUM_STEPS
@@ -200,9 +200,9 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, monkeypatch):
-    import accvideo.distill.trainer as trainer_module
-    from accvideo.config import apply_overrides
-    from accvideo.distill.cli import run_accvideo
+    import accvideo.training.trainer as trainer_module
+    from accvideo.training.recipes.distill import run_accvideo
+    from accvideo.util.config import apply_overrides
 
     cfg = apply_overrides(AccVideoDistillConfig(), CLI_FAST)
     run_accvideo(str(tiny_pipeline_dir), str(synvid_dir), tmp_path / "straight", cfg)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import accvideo.distill.gpd as gpd
-import accvideo.distill.trainer as trainer
-from accvideo.config import apply_overrides
-from accvideo.distill.cli import GPDDistillConfig, run_gpd
-from accvideo.inference import generate
+import accvideo.training.methods.gpd as gpd
+import accvideo.training.trainer as trainer
+from accvideo.generation import generate
 from accvideo.models.registry import load_pipeline
+from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+from accvideo.util.config import apply_overrides
 
 
 def test_frequency_weights_and_loss():
@@ -126,7 +126,7 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
 
 
 def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path):
-    from accvideo.ablation import run_gpd_ablation
+    from accvideo.experiments.ablation import run_gpd_ablation
 
     table = run_gpd_ablation(str(tiny_pipeline_dir), tmp_path, schedule=(4, 2, 1), stage_steps=(1, 1),
                              num_videos=2, overrides=["trainer.batch_size=2", "trainer.log_every=1"])

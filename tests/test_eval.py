@@ -9,18 +9,6 @@ import numpy as np
 import pytest
 
 from accvideo.cli import main
-from accvideo.data.procedural import (
-    ALL_COMBOS,
-    COLORS,
-    DIRECTIONS,
-    HELDOUT_COMBOS,
-    SHAPES,
-    TRAIN_COMBOS,
-    parse_prompt,
-    prompt_for,
-    render,
-    sample_spec,
-)
 from accvideo.eval import (
     CHANCE,
     benchmark_prompts,
@@ -40,6 +28,18 @@ from accvideo.eval import (
 )
 from accvideo.eval.metrics import PSNR_CAP
 from accvideo.models.registry import load_pipeline
+from accvideo.world import (
+    ALL_COMBOS,
+    COLORS,
+    DIRECTIONS,
+    HELDOUT_COMBOS,
+    SHAPES,
+    TRAIN_COMBOS,
+    parse_prompt,
+    prompt_for,
+    render,
+    sample_spec,
+)
 
 NUM_CLIPS = 120
 # Accuracy of n = 120 independent guesses at chance p has std sqrt(p (1 - p) / n) <= 0.046;

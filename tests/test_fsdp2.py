@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from accvideo.distill.trainer import TrainerConfig, shard_fsdp2
 from accvideo.models.registry import load_pipeline
+from accvideo.training.trainer import TrainerConfig, shard_fsdp2
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["trainer.steps=2", "trainer.batch_size=2", "trainer.log_every=1", "trainer.checkpoint_every=1",
@@ -90,8 +90,8 @@ def test_shard_fsdp2_units_on_cpu(tiny_pipeline_dir, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (one distillation step in bf16)")
 def test_one_gpd_step_on_cuda_bf16(tiny_pipeline_dir, tmp_path):
-    from accvideo.config import apply_overrides
-    from accvideo.distill.cli import GPDDistillConfig, run_gpd
+    from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+    from accvideo.util.config import apply_overrides
 
     cfg = apply_overrides(GPDDistillConfig(), [f for f in FAST if "parallel" not in f]
                           + ["trainer.steps=1", "trainer.mixed_precision=bf16"])

@@ -6,10 +6,11 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from accvideo.inference import generate, initial_noise, write_mp4
+from accvideo.core.schedules import sigma_schedule
+from accvideo.generation import generate, initial_noise
+from accvideo.media import write_mp4
 from accvideo.models.registry import load_pipeline, resolve_model
 from accvideo.models.tiny import TinyConfig, build_pipeline, build_tokenizer
-from accvideo.schedules import sigma_schedule
 
 
 def test_tokenizer_round_trips(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from accvideo.inference import generate, initial_noise
+from accvideo.generation import generate, initial_noise
 from accvideo.models.families import PLAIN_PROMPT_TEMPLATE, family_of
 from accvideo.models.real import REAL_MODELS, model_status, real_defaults, resolve_real
 from accvideo.models.registry import SAMPLING_FILE, load_pipeline, resolve_model

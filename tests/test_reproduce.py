@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from accvideo.reproduce import PRESETS, STAGES, Preset, run_reproduce, synvid_store
+from accvideo.experiments.reproduce import PRESETS, STAGES, Preset, run_reproduce, synvid_store
 
 
 def test_synvid_store_keeps_every_key_state():

@@ -25,7 +25,7 @@ def short_label(model: str) -> str:
 
 def plot_procbench(result, path) -> Path:
     """Bar chart of a `ProcBenchResult`'s per-dimension scores (0-1), chance levels marked."""
-    from .procbench import CHANCE
+    from accvideo.eval.procbench import CHANCE
 
     path = _target(path)
     values = [result.scores[d] for d in DIMENSIONS]

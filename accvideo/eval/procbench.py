@@ -33,10 +33,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..data.procedural import SPLITS, WorldConfig, parse_prompt, prompt_for, render, sample_spec
-from .detectors import detect, to_uint8
-from .features import frechet_distance, video_features
-from .metrics import flicker_score, object_consistency, psnr
+from accvideo.eval.detectors import detect, to_uint8
+from accvideo.eval.features import frechet_distance, video_features
+from accvideo.eval.metrics import flicker_score, object_consistency, psnr
+from accvideo.world import SPLITS, WorldConfig, parse_prompt, prompt_for, render, sample_spec
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def _check_steps(num_steps) -> None:
 def _load(model):
     """A model name / folder -> (pipeline, label); a loaded pipeline passes through."""
     if isinstance(model, str | Path):
-        from ..models.registry import load_pipeline
+        from accvideo.models.registry import load_pipeline
 
         return load_pipeline(model), str(model)
     return model, str(getattr(model, "accvideo_folder", type(model).__name__))
@@ -195,7 +195,7 @@ def generate_videos(pipe, pairs: list[tuple[str, int]], num_steps: int | None = 
                     desc: str = "generate") -> tuple[list[np.ndarray], list]:
     """Generate one video per (prompt, seed). Unset arguments take the model's sampling defaults
     (a saved `sigmas` schedule too, for students, when neither `num_steps` nor `sigmas` is given)."""
-    from ..inference import generate
+    from accvideo.generation import generate
 
     defaults = getattr(pipe, "accvideo_sampling", {}) or {}
     if sigmas is None and num_steps is None and defaults.get("sigmas") is not None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .memory import execution_device
-from .vae import denormalize_latents
+from accvideo.models.memory import execution_device
+from accvideo.models.vae import denormalize_latents
 
 # For tiny test models whose tokenizer has no chat template; the real HunyuanVideo uses
 # diffusers' default Llama template (crop_start sized for it).

@@ -129,8 +129,8 @@ def export_lora(student: str | Path, teacher: str | Path, out: str | Path, rank:
     from diffusers import DiffusionPipeline
     from safetensors.torch import save_file
 
-    from .memory import DTYPES
-    from .registry import resolve_model
+    from accvideo.models.memory import DTYPES
+    from accvideo.models.registry import resolve_model
 
     _check_rank(rank)
     if dtype not in DTYPES:
@@ -159,8 +159,8 @@ def export_lora(student: str | Path, teacher: str | Path, out: str | Path, rank:
 def _check(student_dir: Path, teacher_dir: Path, out: Path, prompt: str, seed: int, size: dict, torch_dtype) -> dict:
     from diffusers import DiffusionPipeline
 
-    from ..inference import generate
-    from .registry import read_sampling_defaults
+    from accvideo.generation import generate
+    from accvideo.models.registry import read_sampling_defaults
 
     defaults = read_sampling_defaults(student_dir)
 

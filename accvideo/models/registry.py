@@ -14,7 +14,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from .real import REAL_MODELS, real_defaults, resolve_real
+from accvideo.models.real import REAL_MODELS, real_defaults, resolve_real
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLING_FILE = "accvideo_sampling.json"
@@ -129,7 +129,7 @@ def load_pipeline(name_or_dir: str | Path, dtype: str = "fp32", device: str | No
     """
     from diffusers import DiffusionPipeline
 
-    from .memory import MemoryOptions, apply_memory_options
+    from accvideo.models.memory import MemoryOptions, apply_memory_options
 
     options = MemoryOptions(dtype=dtype, device=device, offload=offload, vae_tiling=vae_tiling)
     options.validate()

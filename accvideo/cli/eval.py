@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from .plots import plot_bench, plot_procbench
+from accvideo.eval.plots import plot_bench, plot_procbench
 
 _SCORE_ORDER = ("color", "shape", "motion", "semantic", "flicker", "consistency", "temporal",
                 "frechet_distance", "fidelity", "psnr", "total")
@@ -36,7 +36,7 @@ def _json_safe(obj):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .procbench import run_procbench
+    from accvideo.eval.procbench import run_procbench
 
     if args.num_videos < 1:
         raise ValueError(f"`--num-videos` must be an integer >= 1 but is {args.num_videos}.")
@@ -71,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_speed_bench
+    from accvideo.eval.bench import run_speed_bench
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     result = run_speed_bench(models, repeats=args.repeats, warmup=args.warmup, prompt=args.prompt, seed=args.seed,

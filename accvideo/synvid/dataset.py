@@ -52,10 +52,10 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from ..schedules import key_steps, sigma_schedule
-from ..training import distributed
-from ..training.checkpoint import atomic_write_bytes, atomic_write_text
-from .procedural import SPLITS, prompt_for
+from accvideo.core.schedules import key_steps, sigma_schedule
+from accvideo.util import distributed
+from accvideo.util.io import atomic_write_bytes, atomic_write_text
+from accvideo.world import SPLITS, prompt_for
 
 logger = logging.getLogger(__name__)
 
@@ -299,12 +299,12 @@ def teacher_trajectories(pipe, prompt: str, seeds: Sequence[int], config: dict[s
     """Run the guided teacher from `initial_noise(seed)` for each seed of one prompt, as one batch
     (B = len(seeds)), and keep the states at `config['stored_steps']`.
 
-    The same stages as `accvideo.inference.generate` (which the tests compare against), with the
+    The same stages as `accvideo.generation.generate` (which the tests compare against), with the
     text embedding exposed and reusable across a prompt's seeds, and tensors on `device`.
     """
-    from ..inference import initial_noise, make_velocity
-    from ..models.vae import denormalize_latents
-    from ..sampling import euler_sample
+    from accvideo.core.sampling import euler_sample
+    from accvideo.generation import initial_noise, make_velocity
+    from accvideo.models.vae import denormalize_latents
 
     text, negative = text if text is not None else encode_text(pipe, prompt, config, device)
     b = len(seeds)
@@ -428,8 +428,8 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
     considers only shards 0..N-1 in this run (a deliberate partial run; rerun without it to finish).
     `pipe` may be passed preloaded (tests, the app); otherwise `cfg.teacher` is loaded.
     """
-    from ..inference import write_mp4
-    from ..models.registry import load_pipeline
+    from accvideo.media import write_mp4
+    from accvideo.models.registry import load_pipeline
 
     cfg.check()
     if limit_shards is not None and (not isinstance(limit_shards, int) or limit_shards < 0):

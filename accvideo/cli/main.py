@@ -19,8 +19,8 @@ def _setup_logging() -> None:
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .training.teacher import TeacherTrainConfig, train_teacher
+    from accvideo.training.recipes.teacher import TeacherTrainConfig, train_teacher
+    from accvideo.util.config import load_config
 
     overrides = list(args.set or [])
     if args.preset:
@@ -36,8 +36,9 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .inference import generate, write_mp4
-    from .models.registry import load_pipeline
+    from accvideo.generation import generate
+    from accvideo.media import write_mp4
+    from accvideo.models.registry import load_pipeline
 
     pipe = load_pipeline(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
                          vae_tiling=args.vae_tiling)
@@ -72,7 +73,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from .bundle import bundle_run
+    from accvideo.experiments.bundle import bundle_run
 
     command = args.command_line or f"python -m accvideo train-teacher --preset tiny --out {args.run}"
     dest = bundle_run(args.run, args.name, command)
@@ -81,7 +82,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from .ablation import run_ablation, run_gpd_ablation
+    from accvideo.experiments.ablation import run_ablation, run_gpd_ablation
 
     def counts(text: str, name: str) -> tuple[int, ...]:
         parts = [c.strip() for c in text.split(",") if c.strip()]
@@ -109,8 +110,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from .bundle import comparison_grid
-    from .eval.bench import parse_model_spec
+    from accvideo.eval.bench import parse_model_spec
+    from accvideo.experiments.bundle import comparison_grid
 
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
@@ -124,7 +125,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import StageLog, run_reproduce
+    from accvideo.experiments.reproduce import StageLog, run_reproduce
 
     only = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else ()
     command = "python -m accvideo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
@@ -210,19 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default="", help="run only these stages (comma-separated), e.g. report")
     p.set_defaults(func=cmd_reproduce)
 
-    from .distill.cli import add_parser as add_distill
+    from accvideo.training.recipes.distill import add_parser as add_distill
 
     add_distill(sub)
 
-    from .data.synvid_cli import add_parser as add_synvid_parsers
+    from accvideo.cli.synvid import add_parser as add_synvid_parsers
 
     add_synvid_parsers(sub)
 
-    from .eval.cli import add_parsers as add_eval_parsers  # eval (ProcBench) and bench
+    from accvideo.cli.eval import add_parsers as add_eval_parsers  # eval (ProcBench) and bench
 
     add_eval_parsers(sub)
 
-    from .models.cli import add_parsers as add_model_parsers  # models, convert, lora-export
+    from accvideo.cli.models import add_parsers as add_model_parsers  # models, convert, lora-export
 
     add_model_parsers(sub)
     return parser

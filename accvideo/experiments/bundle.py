@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data.procedural import HELDOUT_COMBOS, TRAIN_COMBOS, prompt_for
-from .inference import generate
-from .models.registry import ASSETS, load_pipeline, resolve_model
-from .training.checkpoint import atomic_write_text
+from accvideo.generation import generate
+from accvideo.models.registry import ASSETS, load_pipeline, resolve_model
+from accvideo.util.io import atomic_write_text
+from accvideo.world import HELDOUT_COMBOS, TRAIN_COMBOS, prompt_for
 
 # Four train prompts covering every shape and direction, then two held-out combinations.
 _GRID_TRAIN = [("red", "circle", "right"), ("green", "square", "up"), ("yellow", "triangle", "left"),

@@ -31,11 +31,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from ..config import save_config, to_dict
-from ..models.registry import SAMPLING_FILE, read_sampling_defaults, resolve_model
-from ..training import distributed
-from ..training.checkpoint import MetricsLog, atomic_write_text, load_checkpoint, save_checkpoint, set_rng_state
-from ..training.lr import lr_factor
+from accvideo.models.registry import SAMPLING_FILE, read_sampling_defaults, resolve_model
+from accvideo.training.checkpoint import MetricsLog, load_checkpoint, save_checkpoint, set_rng_state
+from accvideo.training.lr import lr_factor
+from accvideo.util import distributed
+from accvideo.util.config import save_config, to_dict
+from accvideo.util.io import atomic_write_text
 
 log = logging.getLogger("accvideo.distill")
 

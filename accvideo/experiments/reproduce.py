@@ -32,12 +32,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .ablation import Scorer, markdown_table, plot_frontier, run_ablation, table_columns
-from .bundle import git_commit
-from .config import apply_overrides
-from .training.checkpoint import atomic_write_text
+from accvideo.experiments.ablation import Scorer, markdown_table, plot_frontier, run_ablation, table_columns
+from accvideo.experiments.bundle import git_commit
+from accvideo.util.config import apply_overrides
+from accvideo.util.io import atomic_write_text
 
-log = logging.getLogger("accvideo.reproduce")
+log = logging.getLogger("accvideo.experiments.reproduce")
 
 STAGES = ("teacher", "synvid", "accvideo", "gpd", "eval", "bench", "toy", "report", "bundle")
 
@@ -153,8 +153,8 @@ class StageLog:
 
 
 def stage_teacher(p: Paths, preset: Preset) -> dict:
-    from .config import load_config
-    from .training.teacher import TeacherTrainConfig, train_teacher
+    from accvideo.training.recipes.teacher import TeacherTrainConfig, train_teacher
+    from accvideo.util.config import load_config
 
     summary_file = p.teacher_run / "summary.json"
     if (p.teacher / "model_index.json").exists() and summary_file.exists():
@@ -168,7 +168,7 @@ def stage_teacher(p: Paths, preset: Preset) -> dict:
 
 def synvid_store(preset: Preset) -> str:
     """The stored states: the key states of the main student and of every frontier student."""
-    from .schedules import key_steps
+    from accvideo.core.schedules import key_steps
 
     keep = set()
     for m in (preset.accvideo_m, *preset.frontier):
@@ -177,8 +177,8 @@ def synvid_store(preset: Preset) -> str:
 
 
 def stage_synvid(p: Paths, preset: Preset) -> dict:
-    from .data.procedural import SPLITS, prompt_for
-    from .data.synvid import SynVidConfig, generate_synvid
+    from accvideo.synvid.dataset import SynVidConfig, generate_synvid
+    from accvideo.world import SPLITS, prompt_for
 
     prompts = "train"
     if preset.synvid_num_prompts is not None:
@@ -207,7 +207,7 @@ def stage_accvideo(p: Paths, preset: Preset) -> dict:
 
 
 def stage_gpd(p: Paths, preset: Preset) -> dict:
-    from .distill.cli import GPDDistillConfig, run_gpd
+    from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
 
     overrides = [*preset.gpd_overrides, f"method.stage_steps=[{','.join(map(str, preset.gpd_stage_steps))}]",
                  f"method.teacher_steps={preset.gpd_schedule[0]}",
@@ -219,7 +219,7 @@ def stage_gpd(p: Paths, preset: Preset) -> dict:
 
 def teacher_steps(p: Paths) -> int:
     """The teacher's own step count (its saved sampling default): the reference of every row."""
-    from .models.registry import read_sampling_defaults
+    from accvideo.models.registry import read_sampling_defaults
 
     return int(read_sampling_defaults(p.teacher).get("num_steps", 50))
 
@@ -270,7 +270,7 @@ def bench_models(p: Paths, preset: Preset) -> dict[str, str]:
 
 
 def stage_bench(p: Paths, preset: Preset) -> dict:
-    from .eval.bench import run_speed_bench
+    from accvideo.eval.bench import run_speed_bench
 
     specs = bench_models(p, preset)
     result = run_speed_bench(list(specs.values()), repeats=preset.bench_repeats, warmup=preset.bench_warmup)
@@ -302,7 +302,7 @@ def stage_toy(p: Paths, preset: Preset) -> dict:
 
 
 def _comparison_grid(p: Paths, preset: Preset, path: Path, seed: int = 0) -> None:
-    from .bundle import comparison_grid
+    from accvideo.experiments.bundle import comparison_grid
 
     n, m = teacher_steps(p), preset.accvideo_m
     comparison_grid([(f"teacher {n} steps", p.teacher, n), (f"teacher {m} steps", p.teacher, m),
@@ -465,7 +465,7 @@ def _cpu_line() -> str:
 
 
 def stage_bundle(p: Paths, preset: Preset, stages: StageLog, command: str) -> dict:
-    from .bundle import bundle_run
+    from accvideo.experiments.bundle import bundle_run
 
     if p.bundle_dir is None:
         return {"skipped": "no --bundle-dir"}

@@ -8,10 +8,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import load_config
-from .accvideo_method import AccVideoConfig
-from .gpd import GPDConfig
-from .trainer import TrainerConfig
+from accvideo.training.methods.accvideo import AccVideoConfig
+from accvideo.training.methods.gpd import GPDConfig
+from accvideo.training.trainer import TrainerConfig
+from accvideo.util.config import load_config
 
 
 @dataclass
@@ -34,13 +34,13 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     import torch
     from diffusers import WanTransformer3DModel
 
-    from ..data.synvid import load_prompts
-    from ..inference import default_shift, latent_shape
-    from ..models.registry import load_pipeline
-    from ..training import distributed
-    from ..training.checkpoint import atomic_write_text
-    from .gpd import GPDStage
-    from .trainer import run_training
+    from accvideo.generation import default_shift, latent_shape
+    from accvideo.models.registry import load_pipeline
+    from accvideo.synvid.dataset import load_prompts
+    from accvideo.training.methods.gpd import GPDStage
+    from accvideo.training.trainer import run_training
+    from accvideo.util import distributed
+    from accvideo.util.io import atomic_write_text
 
     cfg.method.validate()
     cfg.trainer.validate()
@@ -105,11 +105,11 @@ def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistil
                  dry_run: bool = False) -> dict:
     import torch
 
-    from ..models.registry import load_pipeline
-    from ..training import distributed
-    from .accvideo_method import AccVideoMethod
-    from .data import load_key_states
-    from .trainer import run_training
+    from accvideo.models.registry import load_pipeline
+    from accvideo.training.data import load_key_states
+    from accvideo.training.methods.accvideo import AccVideoMethod
+    from accvideo.training.trainer import run_training
+    from accvideo.util import distributed
 
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)

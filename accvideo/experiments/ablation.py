@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .config import apply_overrides
-from .distill.cli import AccVideoDistillConfig, run_accvideo
-from .distill.gpd import high_frequency_ratio
-from .training.checkpoint import atomic_write_text
+from accvideo.training.methods.gpd import high_frequency_ratio
+from accvideo.training.recipes.distill import AccVideoDistillConfig, run_accvideo
+from accvideo.util.config import apply_overrides
+from accvideo.util.io import atomic_write_text
 
-log = logging.getLogger("accvideo.ablation")
+log = logging.getLogger("accvideo.experiments.ablation")
 
 
 class Scorer:
@@ -36,7 +36,7 @@ class Scorer:
 
     def __init__(self, teacher, cache: str | Path, split: str = "train", num_videos: int = 32,
                  teacher_steps: int | None = None):
-        from .models.registry import load_pipeline
+        from accvideo.models.registry import load_pipeline
 
         self.teacher, self.split, self.num_videos = teacher, split, num_videos
         self.teacher_steps = teacher_steps or load_pipeline(teacher).accvideo_sampling.get("num_steps", 50)
@@ -46,7 +46,7 @@ class Scorer:
 
     def reference_videos(self) -> list:
         if self._reference is None:
-            from .eval.procbench import _load, benchmark_prompts, generate_videos
+            from accvideo.eval.procbench import _load, benchmark_prompts, generate_videos
 
             pairs = benchmark_prompts(self.split, self.num_videos)
             self._reference, _ = generate_videos(_load(self.teacher)[0], pairs, self.teacher_steps, desc="reference")
@@ -54,7 +54,7 @@ class Scorer:
 
     def score(self, label: str, model, num_steps: int | None = None) -> dict:
         """One row: ProcBench of `model` (at `num_steps`, or its own defaults), PSNR vs the reference."""
-        from .eval.procbench import _load, benchmark_prompts, generate_videos, score_videos
+        from accvideo.eval.procbench import _load, benchmark_prompts, generate_videos, score_videos
 
         path = self.cache / f"{self.split}-{label.replace('/', '_').replace(' ', '_')}.json"
         if path.exists():
@@ -136,7 +136,7 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
     passes, since its guide takes schedule[0] / schedule[-1] guided steps per target).
     `hf_energy` is the share of latent spectral energy above the cutoff; `hf_vs_teacher` divides
     it by the teacher's at schedule[0] steps (1 = as sharp)."""
-    from .distill.cli import GPDDistillConfig, run_gpd
+    from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
 
     out = Path(out)
     scorer = scorer or Scorer(teacher, out / "scores", split, num_videos)
@@ -183,7 +183,7 @@ def add_bench(table: pd.DataFrame, repeats: int = 3) -> pd.DataFrame:
     """Time every row's model in one interleaved `bench` run (the first row is the baseline) and
     add `end_to_end_s` (median seconds per video) and `speedup`. ProcBench's own per-video
     seconds come from runs that may share the CPU with training; these are measured together."""
-    from .eval.bench import run_speed_bench
+    from accvideo.eval.bench import run_speed_bench
 
     if repeats < 1:
         return table

@@ -28,22 +28,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from ..config import save_config, to_dict
-from ..data.procedural import SPLITS, WorldConfig, make_batch
-from ..models.registry import SAMPLING_FILE
-from ..models.tiny import TinyConfig, build_pipeline
-from ..models.vae import decode_unclamped, normalize_latents
-from ..schedules import shift_sigmas
-from . import distributed
-from .checkpoint import (
-    MetricsLog,
-    atomic_write_bytes,
-    atomic_write_text,
-    load_checkpoint,
-    save_checkpoint,
-    set_rng_state,
-)
-from .lr import lr_factor
+from accvideo.core.schedules import shift_sigmas
+from accvideo.models.registry import SAMPLING_FILE
+from accvideo.models.tiny import TinyConfig, build_pipeline
+from accvideo.models.vae import decode_unclamped, normalize_latents
+from accvideo.training.checkpoint import MetricsLog, load_checkpoint, save_checkpoint, set_rng_state
+from accvideo.training.lr import lr_factor
+from accvideo.util import distributed
+from accvideo.util.config import save_config, to_dict
+from accvideo.util.io import atomic_write_bytes, atomic_write_text
+from accvideo.world import SPLITS, WorldConfig, make_batch
 
 log = logging.getLogger("accvideo.train")
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..schedules import key_steps
+from accvideo.core.schedules import key_steps
 
 
 @dataclass

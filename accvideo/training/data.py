@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.synvid import open_synvid
-from ..schedules import key_steps
+from accvideo.core.schedules import key_steps
+from accvideo.synvid.dataset import open_synvid
 
 
 def load_key_states(synvid_dir: str | Path, num_key_steps: int) -> dict:

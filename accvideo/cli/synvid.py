@@ -7,7 +7,7 @@ import os
 
 
 def cmd_synvid(args: argparse.Namespace) -> int:
-    from .synvid import SynVidConfig, generate_synvid
+    from accvideo.synvid.dataset import SynVidConfig, generate_synvid
 
     cfg = SynVidConfig(
         teacher=args.teacher, prompts=args.prompts, num_steps=args.num_steps,
@@ -21,7 +21,7 @@ def cmd_synvid(args: argparse.Namespace) -> int:
         # the flag's default) taking precedence
         import dataclasses
 
-        from ..config import load_config
+        from accvideo.util.config import load_config
 
         preset, default = load_config(SynVidConfig, args.config), SynVidConfig()
         for f in dataclasses.fields(SynVidConfig):
@@ -35,7 +35,7 @@ def cmd_synvid(args: argparse.Namespace) -> int:
 
 
 def cmd_synvid_check(args: argparse.Namespace) -> int:
-    from .synvid import open_synvid
+    from accvideo.synvid.dataset import open_synvid
 
     dataset = open_synvid(args.dir)
     problems = dataset.check()

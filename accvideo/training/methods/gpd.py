@@ -33,7 +33,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..schedules import sigma_schedule
+from accvideo.core.schedules import sigma_schedule
 
 
 @dataclass

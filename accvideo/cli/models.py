@@ -7,7 +7,7 @@ import json
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .real import model_status
+    from accvideo.models.real import model_status
 
     rows = model_status()
     if args.json:
@@ -22,8 +22,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint
-    from .real import prepare_student
+    from accvideo.models.convert import convert_checkpoint
+    from accvideo.models.real import prepare_student
 
     if args.model:
         out = prepare_student(args.model, checkpoint=args.checkpoint)
@@ -39,7 +39,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_lora_export(args: argparse.Namespace) -> int:
-    from .lora import export_lora
+    from accvideo.models.lora import export_lora
 
     report = export_lora(args.student, args.teacher, args.out, rank=args.rank, check=not args.no_check)
     print(json.dumps(report, indent=2))
