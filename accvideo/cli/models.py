@@ -39,9 +39,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_lora_export(args: argparse.Namespace) -> int:
-    from accvideo.models.lora import export_lora
+    from accvideo.eval.lora import export_checked_lora
 
-    report = export_lora(args.student, args.teacher, args.out, rank=args.rank, check=not args.no_check)
+    report = export_checked_lora(args.student, args.teacher, args.out, rank=args.rank, check=not args.no_check)
     print(json.dumps(report, indent=2))
     return 0
 
