@@ -28,7 +28,7 @@ from accvideo import jobs
 from accvideo.generation import generate
 from accvideo.media import write_mp4
 from accvideo.models import registry
-from accvideo.models.registry import ASSETS, BUNDLED, load_pipeline, read_sampling_defaults, resolve_model
+from accvideo.models.registry import ASSETS, BUNDLED, load_model, read_sampling_defaults, resolve_model
 from accvideo.world import TRAIN_COMBOS, prompt_for
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "accvideo-outputs"
@@ -83,7 +83,7 @@ def generate_video(model: str, prompt: str, seed, steps, guidance) -> tuple[str,
         raise ValueError(f"`seed` must be an integer but is {seed!r}.")
     if steps is None or float(steps) != int(float(steps)):
         raise ValueError(f"`steps` must be an integer but is {steps!r}.")
-    pipe = load_pipeline(model)
+    pipe = load_model(model)
     with _generate_lock:
         result = generate(pipe, prompt, seed=int(float(seed)), num_steps=int(float(steps)),
                           guidance_scale=float(guidance))
@@ -132,8 +132,8 @@ class CompareResult:
 
 
 def _timed_video(model_ref: str, label: str, prompt: str, seed: int, steps: int | None) -> tuple[dict, str]:
-    pipe = load_pipeline(model_ref)
-    defaults = pipe.accvideo_sampling
+    pipe = load_model(model_ref)
+    defaults = pipe.sampling
     num_steps = steps if steps is not None else len(defaults["sigmas"]) - 1 if defaults.get("sigmas") \
         else defaults.get("num_steps", 50)
     bar = tqdm(total=num_steps, desc=label, leave=False)  # gr.Progress(track_tqdm=True) shows this bar

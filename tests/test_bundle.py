@@ -3,7 +3,7 @@ import json
 from PIL import Image
 
 from accvideo.experiments.bundle import GRID_PROMPTS, bundle_run
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import load_model
 
 
 def test_bundle_copies_pipeline_with_provenance_and_grid(tiny_pipeline_dir, tmp_path):
@@ -22,8 +22,8 @@ def test_bundle_copies_pipeline_with_provenance_and_grid(tiny_pipeline_dir, tmp_
     assert provenance["wall_s"] == 12.5 and provenance["final_losses"] == {"transformer": 0.5}
     grid = Image.open(dest / "samples.png")
     assert grid.height >= len(GRID_PROMPTS) * 32 * 4
-    pipe = load_pipeline(dest)
-    assert pipe.accvideo_sampling["num_steps"] == 4
+    pipe = load_model(dest)
+    assert pipe.sampling["num_steps"] == 4
     assert json.loads((dest / "training_summary.json").read_text())["wall_s"] == 12.5
 
 

@@ -8,7 +8,7 @@ import torch
 
 from accvideo.core.schedules import key_steps
 from accvideo.generation import generate
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import load_model
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
 from accvideo.training.recipes.distill import AccVideoDistillConfig
 from accvideo.training.trainer import TrainerConfig, run_training
@@ -19,13 +19,13 @@ NUM_STEPS, M = 6, 3
 @pytest.fixture(scope="module")
 def key_data(tiny_pipeline_dir):
     """Key states of a few real teacher trajectories (what SynVid stores), built in memory."""
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     prompts = ["a red circle moving left", "a blue square moving up", "a green triangle moving down"]
     latents, texts = [], []
     for i, prompt in enumerate(prompts):
-        r = generate(pipe, prompt, seed=i, num_steps=NUM_STEPS, return_trajectory=True, decode=False)
+        r = generate(pipe, prompt, seed=i, num_steps=NUM_STEPS, return_trajectory=True, decode_video=False)
         latents.append(r.trajectory[key_steps(NUM_STEPS, M), 0])
-        texts.append(pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=8)[0][0])
+        texts.append(pipe.pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=8)[0][0])
     return {"latents": torch.stack(latents), "text": torch.stack(texts), "sigmas": r.sigmas,
             "num_steps": NUM_STEPS, "prompts": prompts}
 
@@ -45,7 +45,7 @@ def changed(before, module):
 
 
 def test_trajectory_loss_matches_hand_computation(tiny_pipeline_dir, key_data):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data, lambda_adv=0.0)
     batch = method.batch(np.random.default_rng(0), 2)
     loss, extra = method.loss("student", batch, method.trainable(), step=0)
@@ -63,7 +63,7 @@ def test_trajectory_loss_matches_hand_computation(tiny_pipeline_dir, key_data):
 
 
 def test_student_starts_as_teacher_and_teacher_stays_frozen(tiny_pipeline_dir, key_data):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data)
     t, s = pipe.transformer.state_dict(), method.student.state_dict()
     assert all(torch.equal(t[k], s[k]) for k in t)
@@ -72,7 +72,7 @@ def test_student_starts_as_teacher_and_teacher_stays_frozen(tiny_pipeline_dir, k
 
 
 def test_one_step_of_each_loss_updates_in_turn(tiny_pipeline_dir, key_data, tmp_path):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data, lambda_adv=0.5)
     assert method.phases(0) == ["discriminator", "student"]
     heads, student = snapshot(method.heads), snapshot(method.student)
@@ -100,9 +100,9 @@ def test_one_step_of_each_loss_updates_in_turn(tiny_pipeline_dir, key_data, tmp_
 
 
 def test_adversarial_phase_waits_for_adv_start(tiny_pipeline_dir, key_data):
-    method = make_method(load_pipeline(tiny_pipeline_dir), key_data, adv_start=5)
+    method = make_method(load_model(tiny_pipeline_dir), key_data, adv_start=5)
     assert method.phases(4) == ["student"] and method.phases(5) == ["discriminator", "student"]
-    assert make_method(load_pipeline(tiny_pipeline_dir), key_data, lambda_adv=0.0).phases(99) == ["student"]
+    assert make_method(load_model(tiny_pipeline_dir), key_data, lambda_adv=0.0).phases(99) == ["student"]
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -112,11 +112,11 @@ def test_adversarial_phase_waits_for_adv_start(tiny_pipeline_dir, key_data):
 ])
 def test_bad_method_config_is_named(tiny_pipeline_dir, key_data, kw, match):
     with pytest.raises(ValueError, match=match):
-        make_method(load_pipeline(tiny_pipeline_dir), key_data, **kw)
+        make_method(load_model(tiny_pipeline_dir), key_data, **kw)
 
 
 def test_training_exports_a_student_pipeline_that_reloads_identically(tiny_pipeline_dir, key_data, tmp_path):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data, lambda_adv=0.1, adv_start=1)
     cfg = TrainerConfig(steps=3, batch_size=2, log_every=1, checkpoint_every=2, warmup_steps=1, lr=1e-3)
     summary = run_training(method, cfg, AccVideoDistillConfig(trainer=cfg), tmp_path, tiny_pipeline_dir)
@@ -127,13 +127,13 @@ def test_training_exports_a_student_pipeline_that_reloads_identically(tiny_pipel
     sampling = json.loads((tmp_path / "pipeline" / "accvideo_sampling.json").read_text())
     assert sampling["num_steps"] == M and sampling["guidance_scale"] == 1.0
     assert sampling["sigmas"] == pytest.approx([float(s) for s in method.key_sigmas])
-    student = load_pipeline(tmp_path / "pipeline")
+    student = load_model(tmp_path / "pipeline")
     result = generate(student, "a red circle moving left", seed=0)
     assert result.num_steps == M and result.nfe == M  # no guidance: one call per step
     # the exported weights are the trained student's, and they reload bit for bit
     trained = method.student.state_dict()
     assert all(torch.equal(trained[k], v) for k, v in student.transformer.state_dict().items())
-    again = generate(load_pipeline(tmp_path / "pipeline"), "a red circle moving left", seed=0)
+    again = generate(load_model(tmp_path / "pipeline"), "a red circle moving left", seed=0)
     assert np.array_equal(result.video, again.video)
 
 
@@ -221,6 +221,6 @@ def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_p
     assert summary["resumed_from"] == 2 and summary["steps"] == 4
     log = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
-    a = load_pipeline(tmp_path / "straight" / "pipeline").transformer.state_dict()
-    b = load_pipeline(tmp_path / "killed" / "pipeline").transformer.state_dict()
+    a = load_model(tmp_path / "straight" / "pipeline").transformer.state_dict()
+    b = load_model(tmp_path / "killed" / "pipeline").transformer.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -27,7 +27,7 @@ from accvideo.eval import (
     video_features,
 )
 from accvideo.eval.metrics import PSNR_CAP
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import load_model
 from accvideo.world import (
     ALL_COMBOS,
     COLORS,
@@ -243,7 +243,7 @@ def test_run_procbench_end_to_end(tiny_pipeline_dir):
     assert json.loads(json.dumps(result.to_dict()))["total"] == result.total
     with pytest.raises(ValueError, match="`steps`.*>= 1.*0"):
         run_procbench(tiny_pipeline_dir, num_steps=0, num_videos=1)
-    scores, rows = vae_roundtrip(load_pipeline(tiny_pipeline_dir).vae, "train", 2)
+    scores, rows = vae_roundtrip(load_model(tiny_pipeline_dir).vae, "train", 2)
     assert len(rows) == 2 and 0 <= scores["total"] <= 100 and "psnr" in scores
     with pytest.raises(ValueError, match="`model`.*'no-such-model'"):
         run_procbench("no-such-model", num_videos=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import load_model
 from accvideo.training.trainer import TrainerConfig, shard_fsdp2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,11 +48,11 @@ def test_gpd_two_processes_fsdp2_gloo(tiny_pipeline_dir, tmp_path):
     assert [r["parallel"] for r in runs] == ["fsdp2", "fsdp2"] and runs[0]["world_size"] == 2
     # checkpoints hold the full, gathered student (not a rank's shard)
     state = torch.load(tmp_path / "run" / "stages" / "stage-2" / "checkpoints" / "last.pt", weights_only=False)
-    teacher = load_pipeline(tiny_pipeline_dir).transformer.state_dict()
+    teacher = load_model(tiny_pipeline_dir).transformer.state_dict()
     student = state["modules"]["student"]
     assert student.keys() == teacher.keys() and all(student[k].shape == teacher[k].shape for k in teacher)
     assert any(not torch.equal(student[k], teacher[k]) for k in teacher)  # it trained
-    exported = load_pipeline(tmp_path / "run" / "pipeline").transformer.state_dict()
+    exported = load_model(tmp_path / "run" / "pipeline").transformer.state_dict()
     assert all(torch.equal(exported[k], student[k]) for k in teacher)
     # resume: one more step per stage from the full checkpoints, resharded on load
     for stage in ("stage-1", "stage-2"):
@@ -75,7 +75,7 @@ def test_shard_fsdp2_units_on_cpu(tiny_pipeline_dir, tmp_path):
         pytest.skip("a process group is already initialised in this test process")
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
-        model = copy.deepcopy(load_pipeline(tiny_pipeline_dir).transformer)
+        model = copy.deepcopy(load_model(tiny_pipeline_dir).transformer)
         ref = copy.deepcopy(model)
         sharded = shard_fsdp2(model, init_device_mesh("cpu", (1,)))
         assert isinstance(sharded, FSDPModule) and all(isinstance(b, FSDPModule) for b in sharded.blocks)

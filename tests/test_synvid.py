@@ -13,7 +13,7 @@ import torch
 
 import accvideo.synvid.dataset as synvid
 from accvideo.generation import generate
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import load_model
 from accvideo.synvid.dataset import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,22 +60,23 @@ def test_stored_trajectory_is_reproduced_by_the_teacher(straight, tiny_pipeline_
     assert summary.complete and summary.generated == 6 and summary.num_stored == 5
     data = open_synvid(out)
     assert len(data) == 6 and data.complete and data.stored_steps == [0, 1, 2, 3, 4]
-    pipe = load_pipeline(tiny_pipeline_dir)
-    assert torch.equal(data.sigmas, generate(pipe, PROMPTS[0], 0, num_steps=4, decode=False).sigmas)
+    pipe = load_model(tiny_pipeline_dir)
+    assert torch.equal(data.sigmas, generate(pipe, PROMPTS[0], 0, num_steps=4, decode_video=False).sigmas)
     samples = list(data)
     assert [s["index"] for s in samples] == list(range(6))
     assert [s["seed"] for s in samples] == list(range(6))
     assert [s["prompt"] for s in samples] == [p for p in PROMPTS for _ in range(2)]
     for sample in (samples[0], samples[3], samples[5]):
         # re-run the teacher through the public generate() from the stored seed and prompt
-        result = generate(pipe, sample["prompt"], sample["seed"], num_steps=4, return_trajectory=True, decode=False)
+        result = generate(pipe, sample["prompt"], sample["seed"], num_steps=4, return_trajectory=True,
+                          decode_video=False)
         assert sample["latents"].shape == result.trajectory[:, 0].shape == (5, 16, 5, 8, 8)
         # same process, same threads, same kernels: bit-exact (a tolerance would hide e.g. a text
         # encoder run outside inference mode, which picks other attention kernels: ~4e-6 off)
         torch.testing.assert_close(sample["latents"], result.trajectory[:, 0], rtol=0, atol=0)
         with torch.inference_mode():  # as generate() runs it
-            text = pipe.encode_prompt(sample["prompt"], do_classifier_free_guidance=False,
-                                      max_sequence_length=pipe.accvideo_sampling["max_sequence_length"])[0]
+            text = pipe.pipe.encode_prompt(sample["prompt"], do_classifier_free_guidance=False,
+                                      max_sequence_length=pipe.sampling["max_sequence_length"])[0]
         torch.testing.assert_close(sample["text_embeds"], text[0], rtol=0, atol=0)
     # random access and the all-in-memory view agree with streaming
     assert data[4]["seed"] == 4 and torch.equal(data[4]["latents"], samples[4]["latents"])
@@ -132,11 +133,11 @@ def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, pro
     # then a run killed in the middle of shard 2 (after shard 1 was written)
     calls = []
 
-    def dies_at_sample_5(pipe, prompt, seeds, config, device, text=None):
+    def dies_at_sample_5(pipe, prompt, seeds, config, text=None):
         calls.extend(seeds)
         if 5 in seeds:
             raise KeyboardInterrupt("simulated kill")
-        return synvid.teacher_trajectories(pipe, prompt, seeds, config, device, text=text)
+        return synvid.teacher_trajectories(pipe, prompt, seeds, config, text=text)
 
     with pytest.raises(KeyboardInterrupt):
         generate_synvid(cfg, tmp_path, progress=False, trajectory_fn=dies_at_sample_5)

@@ -38,9 +38,9 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from accvideo.generation import generate
     from accvideo.media import write_mp4
-    from accvideo.models.registry import load_pipeline
+    from accvideo.models.registry import load_model
 
-    pipe = load_pipeline(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
+    pipe = load_model(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
                          vae_tiling=args.vae_tiling)
     import torch
 
@@ -56,12 +56,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         write_mp4(result.video, args.out, size=args.size)
     t = result.timings
     if args.json:
-        print(json.dumps({"model": str(pipe.accvideo_folder), "prompt": result.prompt, "seed": result.seed,
+        print(json.dumps({"model": str(pipe.folder), "prompt": result.prompt, "seed": result.seed,
                           "steps": result.num_steps, "nfe": result.nfe, "guidance_scale": result.guidance_scale,
                           "embedded_guidance_scale": result.embedded_guidance_scale, "peak_gpu_memory_gb": peak_gb,
                           "timings_s": t, "out": args.out}))
     else:
-        print(f"model {pipe.accvideo_folder}  prompt {result.prompt!r}  seed {result.seed}")
+        print(f"model {pipe.folder}  prompt {result.prompt!r}  seed {result.seed}")
         print(f"steps {result.num_steps}  NFE {result.nfe}  guidance {result.guidance_scale}")
         print(f"{'stage':<14}{'seconds':>10}{'share':>9}")
         for stage in ("text_encoder", "denoising", "vae_decode"):

@@ -9,7 +9,7 @@ import torch
 
 from accvideo.models.lora import REPORT_FILE, apply_lora, export_lora
 from accvideo.models.memory import DTYPES
-from accvideo.models.registry import resolve_model
+from accvideo.models.registry import LoadedModel, resolve_model
 
 
 def export_checked_lora(student: str | Path, teacher: str | Path, out: str | Path, rank: int = 64,
@@ -45,8 +45,9 @@ def sample_errors(student_dir: Path, teacher_dir: Path, out: Path, prompt: str, 
         pipe.set_progress_bar_config(disable=True)
         if lora is not None:
             apply_lora(pipe, out, with_rest=lora)
-        pipe.accvideo_sampling = defaults  # the student's schedule and guidance for all three
-        return generate(pipe, prompt, seed=seed, decode=False, **size).latents.float()
+        # the student's schedule and guidance for all three
+        result = generate(LoadedModel(pipe, defaults, folder), prompt, seed=seed, decode_video=False, **size)
+        return result.latents.float()
 
     x_student = sample(student_dir, None)
     norm = float(x_student.norm())

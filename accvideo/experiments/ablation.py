@@ -36,10 +36,10 @@ class Scorer:
 
     def __init__(self, teacher, cache: str | Path, split: str = "train", num_videos: int = 32,
                  teacher_steps: int | None = None):
-        from accvideo.models.registry import load_pipeline
+        from accvideo.models.registry import load_model
 
         self.teacher, self.split, self.num_videos = teacher, split, num_videos
-        self.teacher_steps = teacher_steps or load_pipeline(teacher).accvideo_sampling.get("num_steps", 50)
+        self.teacher_steps = teacher_steps or load_model(teacher).sampling.get("num_steps", 50)
         self.cache = Path(cache)
         self.cache.mkdir(parents=True, exist_ok=True)
         self._reference: list | None = None

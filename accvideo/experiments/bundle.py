@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from accvideo.generation import generate
-from accvideo.models.registry import ASSETS, load_pipeline, resolve_model
+from accvideo.models.registry import ASSETS, load_model, resolve_model
 from accvideo.util.io import atomic_write_text
 from accvideo.world import HELDOUT_COMBOS, TRAIN_COMBOS, prompt_for
 
@@ -29,7 +29,7 @@ def comparison_grid(columns: list[tuple[str, object, int | None]], path: str | P
     for the model's own)."""
     blocks = []
     for title, model, steps in columns:
-        pipe = load_pipeline(model) if isinstance(model, str | Path) else model
+        pipe = load_model(model) if isinstance(model, str | Path) else model
         strips = []
         for prompt in prompts:
             video = generate(pipe, prompt, seed=seed, num_steps=steps).video[::2]

@@ -52,7 +52,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from accvideo.core.schedules import key_steps, sigma_schedule
+from accvideo.core.schedules import key_steps
 from accvideo.util import distributed
 from accvideo.util.io import atomic_write_bytes, atomic_write_text
 from accvideo.world import SPLITS, prompt_for
@@ -203,24 +203,24 @@ class ShardPlan:
         return out
 
 
-def resolve_config(cfg: SynVidConfig, pipe) -> dict[str, Any]:
+def resolve_config(cfg: SynVidConfig, model) -> dict[str, Any]:
     """The full generation config as stored in `config.json`: every default filled in from the
-    teacher, the prompt list fingerprinted (editing the prompt file changes the dataset)."""
-    defaults = getattr(pipe, "accvideo_sampling", {}) or {}
+    teacher (a LoadedModel) by `resolve_sampling`, the prompt list fingerprinted (editing the
+    prompt file changes the dataset)."""
+    from accvideo.generation import resolve_sampling
+
     prompts = load_prompts(cfg.prompts)
     source = str(cfg.prompts)
     if Path(source).expanduser().is_file():
         source = str(Path(source).expanduser().resolve())
-
-    def pick(value, key, fallback):
-        return value if value is not None else defaults.get(key, fallback)
-
+    spec = resolve_sampling(model, num_steps=cfg.num_steps, guidance_scale=cfg.guidance_scale, shift=cfg.shift,
+                            num_frames=cfg.num_frames, height=cfg.height, width=cfg.width,
+                            negative_prompt=cfg.negative_prompt)
     num_steps = cfg.num_steps
-    shift = float(pick(cfg.shift, "shift", pipe.scheduler.config.get("shift", 1.0)))
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "teacher": str(getattr(pipe, "accvideo_folder", cfg.teacher)),
+        "teacher": str(model.folder if model.folder is not None else cfg.teacher),
         "prompts_source": source,
         "prompts_sha256": hashlib.sha256("\n".join(prompts).encode()).hexdigest(),
         "num_prompts": len(prompts),
@@ -230,16 +230,17 @@ def resolve_config(cfg: SynVidConfig, pipe) -> dict[str, Any]:
         "shard_size": cfg.shard_size,
         "num_shards": math.ceil(len(prompts) * cfg.samples_per_prompt / cfg.shard_size),
         "num_steps": num_steps,
-        "guidance_scale": float(pick(cfg.guidance_scale, "guidance_scale", 1.0)),
-        "shift": shift,
-        "num_frames": int(pick(cfg.num_frames, "num_frames", 9)),
-        "height": int(pick(cfg.height, "height", 32)),
-        "width": int(pick(cfg.width, "width", 32)),
-        "max_sequence_length": int(defaults.get("max_sequence_length", 512)),
+        "guidance_scale": spec.guidance_scale,
+        "embedded_guidance_scale": spec.embedded_guidance_scale,
+        "shift": spec.shift,
+        "num_frames": spec.num_frames,
+        "height": spec.height,
+        "width": spec.width,
+        "max_sequence_length": spec.max_sequence_length,
         "negative_prompt": cfg.negative_prompt,
         "store": str(cfg.store).strip().lower().replace(" ", ""),
         "stored_steps": parse_store(cfg.store, num_steps),
-        "sigmas": sigma_schedule(num_steps, shift).tolist(),
+        "sigmas": list(spec.sigmas),
         "dtype": cfg.dtype,
         "videos": bool(cfg.videos),
         "batch_size": cfg.batch_size,
@@ -282,56 +283,43 @@ class Trajectory:
     video: Any = None
 
 
-@torch.inference_mode()
-def encode_text(pipe, prompt: str, config: dict[str, Any], device: torch.device
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(text (1, L, D), negative (1, L, D) or None): the teacher's conditioning, as `generate` makes it."""
-    use_cfg = config["guidance_scale"] > 1.0
-    text, negative = pipe.encode_prompt(prompt, config["negative_prompt"] if use_cfg else None,
-                                        do_classifier_free_guidance=use_cfg,
-                                        max_sequence_length=config["max_sequence_length"], device=device)
-    return text, negative if use_cfg else None
+def sampling_spec(config: dict[str, Any]):
+    """The `SamplingSpec` a dataset's `config.json` was generated with."""
+    from accvideo.generation import SamplingSpec
+
+    return SamplingSpec(num_steps=config["num_steps"], sigmas=tuple(config["sigmas"]), shift=config["shift"],
+                        guidance_scale=config["guidance_scale"],
+                        embedded_guidance_scale=config.get("embedded_guidance_scale"),
+                        num_frames=config["num_frames"], height=config["height"], width=config["width"],
+                        max_sequence_length=config["max_sequence_length"],
+                        negative_prompt=config["negative_prompt"])
 
 
 @torch.inference_mode()
-def teacher_trajectories(pipe, prompt: str, seeds: Sequence[int], config: dict[str, Any], device: torch.device,
-                         text: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> list[Trajectory]:
+def encode_text(model, prompt: str, config: dict[str, Any]):
+    """The teacher's conditioning of one prompt (a `Conditioning`), as `generate` makes it."""
+    from accvideo.generation import encode
+
+    return encode(model, prompt, sampling_spec(config))
+
+
+@torch.inference_mode()
+def teacher_trajectories(model, prompt: str, seeds: Sequence[int], config: dict[str, Any],
+                         text=None) -> list[Trajectory]:
     """Run the guided teacher from `initial_noise(seed)` for each seed of one prompt, as one batch
-    (B = len(seeds)), and keep the states at `config['stored_steps']`.
+    (B = len(seeds)), and keep the states at `config['stored_steps']`: the shared generation
+    stages (`accvideo.generation.teacher_rollout`), which the tests compare with `generate`.
+    `text`: the prompt's `Conditioning`, reusable across a prompt's seeds."""
+    from accvideo.generation import decode, teacher_rollout
 
-    The same stages as `accvideo.generation.generate` (which the tests compare against), with the
-    text embedding exposed and reusable across a prompt's seeds, and tensors on `device`.
-    """
-    from accvideo.core.sampling import euler_sample
-    from accvideo.generation import initial_noise, make_velocity
-    from accvideo.models.vae import denormalize_latents
-
-    text, negative = text if text is not None else encode_text(pipe, prompt, config, device)
-    b = len(seeds)
-    x = torch.cat([initial_noise(pipe, seed, config["num_frames"], config["height"], config["width"])
-                   for seed in seeds]).to(device)  # (B, C, T', H', W')
-    sigmas = torch.tensor(config["sigmas"], dtype=torch.float64)
-    velocity = make_velocity(pipe, text.expand(b, -1, -1), None if negative is None else negative.expand(b, -1, -1),
-                             config["guidance_scale"])
-    dtype, keep = DTYPES[config["dtype"]], set(config["stored_steps"])
-    # Keep only the stored states, moved off the device at once: a real teacher's full
-    # trajectory (51 states of a 720p latent) need never sit in accelerator memory.
-    kept = [x.to(dtype).cpu()] if 0 in keep else []
-
-    def collect(i: int, num_steps: int, sigma_next: float, state: torch.Tensor) -> None:
-        if i + 1 in keep:
-            kept.append(state.to(dtype).cpu())
-
-    result = euler_sample(velocity, x, sigmas, callback=collect)
-    states = torch.stack(kept, dim=1)  # (B, num_stored, C, T', H', W')
-    embeds = text[0].to(DTYPES[config["dtype"]]).cpu().contiguous()
+    conditioning = text if text is not None else encode_text(model, prompt, config)
+    dtype = DTYPES[config["dtype"]]
+    states, x_0 = teacher_rollout(model, conditioning, seeds, sampling_spec(config), keep=config["stored_steps"],
+                                  keep_dtype=dtype)
+    embeds = conditioning.cond["encoder_hidden_states"][0].to(dtype).cpu().contiguous()
     trajectories = []
-    for j in range(b):
-        video = None
-        if config["videos"]:
-            latents = denormalize_latents(pipe.vae, result.x_0[j:j + 1])
-            frames = pipe.vae.decode(latents, return_dict=False)[0]
-            video = ((frames[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    for j in range(len(seeds)):
+        video = decode(model, x_0[j:j + 1]) if config["videos"] else None
         trajectories.append(Trajectory(states=states[j].contiguous(), text_embeds=embeds, video=video))
     return trajectories
 
@@ -420,16 +408,16 @@ def _progress(total: int, enabled: bool):
 
 
 def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | None = None,
-                    pipe=None, progress: bool = True,
+                    model=None, progress: bool = True,
                     trajectory_fn: Callable[..., list[Trajectory]] | None = None) -> SynVidSummary:
     """Generate (or finish) a SynVid dataset in `out`. Works under `python` and `torchrun`.
 
     Complete shards are kept; missing or partial ones are (re)generated. `limit_shards` = N
     considers only shards 0..N-1 in this run (a deliberate partial run; rerun without it to finish).
-    `pipe` may be passed preloaded (tests, the app); otherwise `cfg.teacher` is loaded.
+    `model` (a LoadedModel) may be passed preloaded (tests, the app); otherwise `cfg.teacher` is loaded.
     """
     from accvideo.media import write_mp4
-    from accvideo.models.registry import load_pipeline
+    from accvideo.models.registry import load_model
 
     cfg.check()
     if limit_shards is not None and (not isinstance(limit_shards, int) or limit_shards < 0):
@@ -440,8 +428,8 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
     info = distributed.setup()
     t_start = time.perf_counter()
     try:
-        pipe = pipe if pipe is not None else load_pipeline(cfg.teacher)
-        config = resolve_config(cfg, pipe)
+        model = model if model is not None else load_model(cfg.teacher)
+        config = resolve_config(cfg, model)
         # Every rank checks (same files, same answer), so all ranks fail together, none hangs in a barrier.
         check_same_config(out, config)
         out.mkdir(parents=True, exist_ok=True)
@@ -457,7 +445,7 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         if skipped:
             logger.info("rank %d: %d of its %d shards already complete, kept", info.rank, skipped, len(mine))
 
-        pipe.to(info.device)
+        model.pipe.to(info.device)
         trajectory_fn = trajectory_fn or teacher_trajectories
         generated, t_gen = 0, time.perf_counter()
         bar = _progress(sum(len(plan.shard_range(k)) for k in todo), progress and info.is_main)
@@ -468,9 +456,9 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
             for batch in plan.batches(k, cfg.batch_size):
                 prompt = plan.sample(batch.start)[0]
                 if prompt not in text_cache:  # K samples per prompt share one text-encoder call
-                    text_cache = {prompt: encode_text(pipe, prompt, config, info.device)}
+                    text_cache = {prompt: encode_text(model, prompt, config)}
                 seeds = [plan.sample(i)[1] for i in batch]
-                for i, trajectory in zip(batch, trajectory_fn(pipe, prompt, seeds, config, info.device,
+                for i, trajectory in zip(batch, trajectory_fn(model, prompt, seeds, config,
                                                               text=text_cache[prompt]), strict=True):
                     if trajectory.video is not None:
                         video_path = out / VIDEO_DIR / video_name(i)

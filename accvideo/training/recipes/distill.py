@@ -34,8 +34,8 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     import torch
     from diffusers import WanTransformer3DModel
 
-    from accvideo.generation import default_shift, latent_shape
-    from accvideo.models.registry import load_pipeline
+    from accvideo.generation import latent_shape, resolve_sampling
+    from accvideo.models.registry import load_model
     from accvideo.synvid.dataset import load_prompts
     from accvideo.training.methods.gpd import GPDStage
     from accvideo.training.trainer import run_training
@@ -46,17 +46,14 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     cfg.trainer.validate()
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
-    pipe = load_pipeline(teacher)
-    defaults = pipe.accvideo_sampling
-    guidance = cfg.method.guidance_scale
-    guidance = defaults.get("guidance_scale", 1.0) if guidance is None else guidance
-    shift = default_shift(pipe) if cfg.method.shift is None else cfg.method.shift
-    max_len = defaults.get("max_sequence_length", 512)
+    model = load_model(teacher)
+    spec = resolve_sampling(model, guidance_scale=cfg.method.guidance_scale, shift=cfg.method.shift)
+    guidance, shift, max_len = spec.guidance_scale, spec.shift, spec.max_sequence_length
     prompts = load_prompts(cfg.method.prompts)
     with torch.no_grad():
-        text = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, max_sequence_length=max_len)[0]
-        empty = pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=max_len)[0][0]
-    shape = latent_shape(pipe, defaults.get("num_frames", 9), defaults.get("height", 32), defaults.get("width", 32))[1:]
+        text = model.pipe.encode_prompt(prompts, do_classifier_free_guidance=False, max_sequence_length=max_len)[0]
+        empty = model.pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=max_len)[0][0]
+    shape = latent_shape(model.pipe, spec.num_frames, spec.height, spec.width)[1:]
     plan = {"stages": [{"stage": k, "student_steps": n} for k, n in enumerate(cfg.method.schedule, 1)],
             "guidance_baked_in": guidance, "shift": shift, "prompts": len(prompts)}
     if dry_run:
@@ -65,7 +62,7 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     info = distributed.setup()
     stage_cfg = dataclasses.replace(cfg.trainer)
     try:
-        guide, guide_steps, guide_guidance = pipe.transformer, cfg.method.teacher_steps, guidance
+        guide, guide_steps, guide_guidance = model.transformer, cfg.method.teacher_steps, guidance
         summaries = []
         for k, n in enumerate(cfg.method.schedule, 1):
             stage_dir = out / "stages" / f"stage-{k}"
@@ -105,7 +102,7 @@ def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistil
                  dry_run: bool = False) -> dict:
     import torch
 
-    from accvideo.models.registry import load_pipeline
+    from accvideo.models.registry import load_model
     from accvideo.training.data import load_key_states
     from accvideo.training.methods.accvideo import AccVideoMethod
     from accvideo.training.trainer import run_training
@@ -113,7 +110,7 @@ def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistil
 
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
-    pipe = load_pipeline(teacher)
+    pipe = load_model(teacher)
     data = load_key_states(synvid, cfg.method.num_key_steps)
     torch.manual_seed(cfg.trainer.seed)
     method = AccVideoMethod(cfg.method, pipe.transformer, data)
