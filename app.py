@@ -22,8 +22,8 @@ def main() -> None:
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args()
 
+    from accvideo.app.layout import available_students, build_app
     from accvideo.models.registry import load_pipeline
-    from accvideo.ui import available_students, build_app
     from toy.api import warm_up
 
     load_pipeline(args.model)  # load once at start: a missing model fails here, with its fix

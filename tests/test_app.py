@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from accvideo.ui import build_app
+from accvideo.app.layout import build_app
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow,

@@ -24,11 +24,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from tqdm.auto import tqdm
 
-from . import jobs
-from .data.procedural import TRAIN_COMBOS, prompt_for
-from .inference import generate, write_mp4
-from .models import registry
-from .models.registry import ASSETS, BUNDLED, load_pipeline, read_sampling_defaults, resolve_model
+from accvideo.data.procedural import TRAIN_COMBOS, prompt_for
+from accvideo.inference import generate, write_mp4
+from accvideo.models import registry
+from accvideo.models.registry import ASSETS, BUNDLED, load_pipeline, read_sampling_defaults, resolve_model
+
+from .jobs import manager as jobs
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "accvideo-outputs"
 EXAMPLE_PROMPTS = [prompt_for(*c) for c in TRAIN_COMBOS[::11]]

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data.procedural import SPLITS
+from accvideo.data.procedural import SPLITS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 RUN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 KINDS = ("synvid", "accvideo", "gpd")
 JOB_FILE, LOG_FILE, TABLE_FILE = "job.json", "job.log", "runs.csv"
@@ -99,7 +99,7 @@ def parse_schedule(text) -> list[int]:
 
 def teacher_models() -> list[str]:
     """Bundled models whose saved sampling role is not `student` (the teachers a job may use)."""
-    from .models.registry import ASSETS, BUNDLED, read_sampling_defaults
+    from accvideo.models.registry import ASSETS, BUNDLED, read_sampling_defaults
 
     names = []
     for name, folder in BUNDLED.items():
@@ -366,7 +366,7 @@ class JobManager:
         return JobState(**data)
 
     def _save(self, state: JobState) -> None:
-        from .training.checkpoint import atomic_write_text
+        from accvideo.training.checkpoint import atomic_write_text
 
         atomic_write_text(self.run_dir(state.name) / JOB_FILE, json.dumps(asdict(state), indent=2))
         self.save_table()
@@ -544,7 +544,7 @@ class JobManager:
 
     def save_table(self) -> pd.DataFrame:
         """Write RUNS_DIR/runs.csv (a readable index; job.json files stay the source of truth)."""
-        from .training.checkpoint import atomic_write_text
+        from accvideo.training.checkpoint import atomic_write_text
 
         table = self.table()
         atomic_write_text(self.runs_dir / TABLE_FILE, table.to_csv(index=False))
