@@ -7,8 +7,8 @@ import gradio as gr
 import pandas as pd
 import pytest
 
+from accvideo.app import jobs
 from accvideo.app import layout as ui
-from accvideo.app.jobs import manager as jobs
 
 
 @pytest.fixture

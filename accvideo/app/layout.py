@@ -29,7 +29,7 @@ from accvideo.inference import generate, write_mp4
 from accvideo.models import registry
 from accvideo.models.registry import ASSETS, BUNDLED, load_pipeline, read_sampling_defaults, resolve_model
 
-from .jobs import manager as jobs
+from . import jobs
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "accvideo-outputs"
 EXAMPLE_PROMPTS = [prompt_for(*c) for c in TRAIN_COMBOS[::11]]
