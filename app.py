@@ -22,7 +22,8 @@ def main() -> None:
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args()
 
-    from accvideo.app.layout import available_students, build_app
+    from accvideo.app.layout import build_app
+    from accvideo.app.services.models import available_students
     from accvideo.models.registry import load_pipeline
     from toy.api import warm_up
 

@@ -184,7 +184,7 @@ class AccVideoJob:
     teacher: str = _teacher()
     steps: int = _form(800, label="Steps", help="optimiser steps", low=1, high=100_000)
     # the upper bound is the SynVid run's own number of teacher steps, read in `validate`
-    m: int = _form(5, label="Student steps m", help="at most the SynVid run's teacher steps", low=1)
+    m: int = _form(5, label="Student steps m", help="1 to the SynVid run's teacher steps", low=1)
     lr: float = _lr(2e-4)
     batch_size: int = _batch_size()
     nproc: int = _nproc()
