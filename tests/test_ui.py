@@ -124,6 +124,21 @@ def test_job_view_of_unknown_and_empty(manager):
         gradio_errors(manager.stop)("../ghost")
 
 
+def test_refresh_reads_and_never_writes(manager):
+    """The Distil tab's 2-second timer calls distil_snapshot: nothing in the runs folder may change."""
+    run = manager.runs_dir / "my-gpd"
+    run.mkdir(parents=True)
+    (run / "job.json").write_text('{"name": "my-gpd", "kind": "gpd", "spec": {"name": "my-gpd", "steps": 4, '
+                                  '"schedule": "48,24"}, "argv": ["python"], "command": "python -m accvideo", '
+                                  '"status": "running", "pid": null}')
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in manager.runs_dir.rglob("*") if p.is_file()}
+    snap = job_views.distil_snapshot(manager, "my-gpd")
+    assert snap.run_names == ["my-gpd"] and snap.table.loc[0, "status"] == "stopped"  # its process is gone
+    assert "my-gpd" in snap.view.progress and job_views.distil_snapshot(manager, "ghost").view.log == ""
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in manager.runs_dir.rglob("*") if p.is_file()}
+    assert after == before and not (manager.runs_dir / jobs.TABLE_FILE).exists()
+
+
 def test_toy_update_and_bad_value():
     figures, summary = toy_update(0.5, False, -1.0, 1.0, 400)
     assert set(figures) == {"trajectories", "distribution_matching", "useless_vs_M", "student_results"}

@@ -156,7 +156,7 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
         return _student_choices(manager, selected), gr.Tabs(selected="compare")
 
     def refresh(name):
-        # the selected job's view, the runs table and the run lists, from the runs folder
+        # reads only: the table is rebuilt from the job.json files; runs.csv is the manager's to write
         snap = gradio_errors(distil_snapshot)(manager, name)
         return (snap.view.log, snap.view.progress, snap.view.figure, snap.table,
                 *[gr.update(choices=snap.synvid_runs) for _ in synvid_inputs], gr.update(choices=snap.run_names))

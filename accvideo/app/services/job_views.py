@@ -1,5 +1,7 @@
 """The Distil tab's domain side: the forms' fields from the job specs, launching a job from form
 values, and what the tab shows of the runs (one job's log, progress and loss; the runs table).
+
+Everything here that the refresh timer calls (`distil_snapshot`) only reads the runs folder.
 """
 
 from __future__ import annotations
@@ -137,9 +139,10 @@ class DistilSnapshot:
 
 
 def distil_snapshot(manager: JobManager, name) -> DistilSnapshot:
-    """Everything the refresh timer shows. A name that is not a run shows no job."""
+    """Everything the refresh timer shows, read from the runs folder; it writes nothing (runs.csv is
+    rewritten by the manager on state changes only). A name that is not a run shows no job."""
     states = manager.runs()
     names = [s.name for s in states]
     view = job_view(manager, name if name in names else None)
     synvid = [s.name for s in states if s.kind == "synvid" and s.status == "finished"]
-    return DistilSnapshot(view, manager.save_table(), names, synvid)
+    return DistilSnapshot(view, manager.table(), names, synvid)
