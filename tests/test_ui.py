@@ -1,5 +1,6 @@
 """The app's handlers as plain functions (every gr.Error path), then the launched app through gradio_client."""
 
+import ast
 import dataclasses
 import socket
 from pathlib import Path
@@ -174,6 +175,27 @@ def test_models_table(manager, monkeypatch):
     real = models.list_models(manager).query("source == 'real'").set_index("model")
     assert real.loc["wan2.1-t2v-1.3b", "how to get it"].startswith("huggingface-cli download")
     assert real.loc["hunyuanvideo", "where"] == "/models/hunyuan"
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level module names a file imports ('.' for a relative import inside the package)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add("." if node.level else node.module.split(".")[0])
+    return found
+
+
+def test_app_parts_keep_their_place():
+    """layout.py holds components and wiring only (no torch, no lower layer: it goes through the services);
+    the services and jobs hold the domain logic and no Gradio component."""
+    app = Path(__file__).resolve().parents[1] / "accvideo" / "app"
+    assert _imports(app / "layout.py") <= {"__future__", "pathlib", "gradio", "."}
+    for path in [*app.glob("services/*.py"), *app.glob("jobs/*.py"), app / "checks.py"]:
+        assert "gradio" not in _imports(path), path
+    assert all(len(path.read_text().splitlines()) <= 400 for path in app.rglob("*.py"))
 
 
 def _free_port() -> int:
