@@ -22,8 +22,9 @@ def main() -> None:
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args()
 
+    from accvideo.app.layout import build_app
+    from accvideo.app.services.models import available_students
     from accvideo.models.registry import load_model
-    from accvideo.ui import available_students, build_app
     from toy.api import warm_up
 
     load_model(args.model)  # load once at start: a missing model fails here, with its fix

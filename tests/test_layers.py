@@ -29,10 +29,6 @@ LAYERS = {
     "accvideo.app": 7,
     "accvideo.cli": 8,
     "accvideo.__main__": 8,
-    # until the app layer's move lands
-    "accvideo.jobs": 7,
-    "accvideo.ui": 7,
-    "accvideo.loadtest": 7,
     # The toy is the paper's 1D analysis: it stands on the flow-matching core alone.
     "toy": 1,
 }

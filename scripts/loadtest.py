@@ -1,6 +1,6 @@
 """Load test: N concurrent comparisons through `gradio_client` against a launched app.
 
-    python -m accvideo.loadtest [--calls 8] [--teacher-steps 50] [--students tiny-accvideo]
+    python scripts/loadtest.py [--calls 8] [--teacher-steps 50] [--students tiny-accvideo]
 
 Starts `python app.py` on a free port in its own process, waits until it answers, fires
 `--calls` `/compare` requests at once from as many threads, and samples the app process's
@@ -121,7 +121,7 @@ def run(calls: int, teacher_steps: int, students: list[str], runs_dir: str, star
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m accvideo.loadtest", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python scripts/loadtest.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=8)
     parser.add_argument("--teacher-steps", type=int, default=50)
