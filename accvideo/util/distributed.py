@@ -56,9 +56,23 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
+def _all_reduce(value: float, info: DistInfo, op) -> float:
+    # The tensor lives on the run's device: an NCCL-only process group has no CPU backend, and a
+    # CPU tensor there fails at the first metrics step (tests/test_distributed.py checks every caller).
+    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=op)
+    return float(t.item())
+
+
 def mean_across_ranks(value: float, info: DistInfo) -> float:
     if not info.distributed:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item()) / info.world_size
+    return _all_reduce(value, info, dist.ReduceOp.SUM) / info.world_size
+
+
+def sum_across_ranks(value: float, info: DistInfo) -> float:
+    return _all_reduce(value, info, dist.ReduceOp.SUM) if info.distributed else value
+
+
+def max_across_ranks(value: float, info: DistInfo) -> float:
+    return _all_reduce(value, info, dist.ReduceOp.MAX) if info.distributed else value
