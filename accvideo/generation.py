@@ -32,6 +32,7 @@ from accvideo.models.registry import LoadedModel
 # Wan's cross-attention sees the zero padding, so the padded length is part of the model.
 DEFAULT_MAX_SEQUENCE_LENGTH = {"wan": 512, "hunyuan": 256}
 DEFAULT_EMBEDDED_GUIDANCE = 6.0  # HunyuanVideo's pipeline default
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,13 @@ def resolve_sampling(model: LoadedModel, *, num_steps: int | None = None, guidan
     for name, value in (("height", height), ("width", width)):
         if not _is_int(value) or value < factor or value % factor != 0:
             raise ValueError(f"`{name}` must be a positive multiple of {factor} for this model but is {value!r}.")
+    most = family.max_latent_size(pipe)
+    if most is not None:
+        for name, value, limit in (("num_frames", num_frames, ft * (most - 1) + 1), ("height", height, factor * most),
+                                   ("width", width, factor * most)):
+            if value > limit:
+                raise ValueError(f"`{name}` must be at most {limit} for this model (its position embedding covers "
+                                 f"{most} latent positions per axis) but is {value!r}.")
     if not _is_number(guidance_scale) or not math.isfinite(guidance_scale) or guidance_scale < 0:
         raise ValueError(f"`guidance_scale` must be a finite number >= 0 but is {guidance_scale!r}.")
     if not _is_number(shift) or not math.isfinite(shift) or shift <= 0:
@@ -222,8 +230,8 @@ def generate(model: LoadedModel, prompt: str, seed: int = 0, *, spec: SamplingSp
     guidance embedding (1 NFE per step; None for Wan)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"`prompt` must be a non-empty string but is {prompt!r}.")
-    if not _is_int(seed):
-        raise ValueError(f"`seed` must be an integer but is {seed!r}.")
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"`seed` must be an integer in [0, {MAX_SEED}] but is {seed!r}.")
     spec = spec if spec is not None else resolve_sampling(model, **overrides)
     device = execution_device(model.pipe)
     timings: dict[str, float] = {}

@@ -88,8 +88,15 @@ def test_write_mp4_is_playable(tmp_path):
     ({"num_steps": 0}, r"`num_steps` must be an integer >= 1 but is 0"),
     ({"prompt": "   "}, "`prompt` must be a non-empty string"),
     ({"prompt": ""}, "`prompt` must be a non-empty string"),
-    ({"seed": 1.5}, "`seed` must be an integer but is 1.5"),
+    ({"seed": 1.5}, r"`seed` must be an integer in \[0, 9223372036854775807\] but is 1.5"),
     ({"seed": "7"}, "`seed` must be an integer"),
+    ({"seed": 2**70}, r"`seed` must be an integer in \[0, 9223372036854775807\] but is 1180591620717411303424"),
+    ({"seed": -3}, r"`seed` must be an integer in .* but is -3"),
+    ({"num_frames": 2049}, r"`num_frames` must be at most 127 for this model \(its position embedding covers 64 "),
+    ({"width": 4096}, "`width` must be at most 512 for this model"),
+    ({"guidance_scale": float("nan")}, "`guidance_scale` must be a finite number >= 0 but is nan"),
+    ({"guidance_scale": float("inf")}, "`guidance_scale` must be a finite number >= 0 but is inf"),
+    ({"shift": 0.0}, "`shift` must be a finite number > 0 but is 0.0"),
     ({"guidance_scale": -1.0}, "guidance_scale"),
 ])
 def test_bad_generation_input_is_named(tiny_pipeline_dir, kwargs, match):
@@ -139,3 +146,16 @@ def test_build_is_deterministic():
     sa, sb = a.transformer.state_dict(), b.transformer.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert json.dumps(a.vae.config["latents_std"]) == json.dumps([1.0] * 16)
+
+
+def test_generate_cli_checks_the_output_path_before_any_work(tmp_path, capsys, monkeypatch):
+    from accvideo.cli import main
+    from accvideo.models import registry
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr(registry, "load_model", no_loading)
+    assert main(["generate", "--prompt", "a red circle moving left", "--out", str(tmp_path / "clip.txt")]) == 2
+    assert "`--out` must be a path ending in .mp4 but is" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

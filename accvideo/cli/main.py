@@ -40,8 +40,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from accvideo.media import write_mp4
     from accvideo.models.registry import load_model
 
+    if args.out is not None:  # checked before any work: a wrong path must not cost a generation
+        if Path(args.out).suffix.lower() != ".mp4":
+            raise ValueError(f"`--out` must be a path ending in .mp4 but is {args.out!r}.")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pipe = load_model(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
-                         vae_tiling=args.vae_tiling)
+                      vae_tiling=args.vae_tiling)
     import torch
 
     on_gpu = torch.cuda.is_available()
@@ -52,7 +56,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
                       embedded_guidance_scale=args.embedded_guidance)
     peak_gb = torch.cuda.max_memory_allocated() / 1e9 if on_gpu else None
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_mp4(result.video, args.out, size=args.size)
     t = result.timings
     if args.json:

@@ -60,6 +60,11 @@ class Family:
         """Spatial patch size of the transformer (sizes must divide by spatial factor x patch)."""
         raise NotImplementedError
 
+    def max_latent_size(self, pipe) -> int | None:
+        """The most latent positions per axis (frames, height, width, after patching) the transformer's
+        position embedding covers; None when it has no such limit."""
+        return None
+
     def encode(self, pipe, prompt: str | list[str], negative_prompt: str | None, max_sequence_length: int,
                defaults: dict) -> Conditioning:
         """Text conditioning of one prompt or a list of prompts (B rows); with `negative_prompt`
@@ -103,6 +108,11 @@ class WanFamily(Family):
 
     def patch_size(self, pipe):
         return pipe.transformer.config.patch_size[1]
+
+    def max_latent_size(self, pipe):
+        # Wan's rotary table has rope_max_seq_len rows per axis; beyond it the slices come up short
+        # and the transformer fails deep inside with a shape error
+        return pipe.transformer.config.rope_max_seq_len
 
     def encode(self, pipe, prompt, negative_prompt, max_sequence_length, defaults):
         use_cfg = negative_prompt is not None
