@@ -18,6 +18,7 @@ from safetensors import safe_open
 
 from accvideo.models.memory import MemoryOptions
 from accvideo.models.real import REAL_MODELS, real_defaults, resolve_real
+from accvideo.util.hashes import verify_hashes
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLING_FILE = "accvideo_sampling.json"
@@ -91,7 +92,9 @@ def _check_component(folder: Path, component: str) -> None:
 
 
 def validate_folder(folder: Path) -> dict:
-    """Check model_index.json and every listed component; returns the parsed index."""
+    """Check model_index.json, every listed component and, where the folder records them
+    (`sha256.json`, written by export and bundle), the content hashes of its weights.
+    Returns the parsed index."""
     try:
         index = json.loads((folder / "model_index.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -99,6 +102,7 @@ def validate_folder(folder: Path) -> dict:
     components = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None]
     for component in components:
         _check_component(folder, component)
+    verify_hashes(folder)
     return index
 
 
