@@ -144,7 +144,7 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def synvid_dir(tiny_pipeline_dir, tmp_path_factory):
-    from accvideo.synvid.dataset import SynVidConfig, generate_synvid
+    from accvideo.synvid import SynVidConfig, generate_synvid
 
     root = tmp_path_factory.mktemp("synvid")
     prompts = root / "prompts.txt"

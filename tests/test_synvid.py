@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import accvideo.synvid.dataset as synvid
+import accvideo.synvid as synvid
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
-from accvideo.synvid.dataset import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
+from accvideo.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = ["a red circle moving left", "a blue square moving up", "a green triangle moving down"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from accvideo.core.schedules import key_steps
-from accvideo.synvid.dataset import open_synvid
+from accvideo.synvid import open_synvid
 
 
 def load_key_states(synvid_dir: str | Path, num_key_steps: int) -> dict:

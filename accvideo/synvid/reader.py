@@ -1,0 +1,206 @@
+"""SynVid's reader: `open_synvid` -> `SynVidDataset`, with checksums and named corruption."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import operator
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors.torch import load as load_safetensors
+
+from accvideo.synvid.format import CONFIG_FILE, FORMAT, MANIFEST_FILE, shard_metadata
+
+logger = logging.getLogger(__name__)
+
+
+class SynVidCorruptError(ValueError):
+    """A shard is missing, truncated or fails its checksum; the message names the file."""
+
+
+@dataclass
+class ShardInfo:
+    shard: int
+    file: str
+    first_sample: int
+    num_samples: int
+    sha256: str
+    bytes: int
+
+
+class SynVidDataset(torch.utils.data.Dataset):
+    """Read a SynVid folder: streaming iteration (one shard in memory), random access, checksums.
+
+    A sample is a dict:
+        latents: (num_stored, C, T', H', W') in the stored dtype; `latents[j]` is the state at
+            `sigmas[stored_steps[j]]` (for `--store key:M`, the key states `x_{k_j}` in order)
+        text_embeds: (L, D); prompt: str; seed: int; index: int (the global sample index)
+
+    Dataset-level: `stored_steps` (list of indices into the n + 1 states), `sigmas` (n + 1,)
+    float64, `stored_sigmas` (num_stored,), `num_steps` n, `config` (the generation config).
+
+    Every shard is sha256-checked when loaded (`verify=True`). A missing, truncated or corrupt
+    shard raises `SynVidCorruptError` naming the file; with `skip_corrupt=True` it is logged,
+    recorded in `self.skipped`, and iteration goes on with the other shards.
+
+    Use: `for sample in dataset` or `iter_samples(shuffle=True, seed=epoch)` stream with one shard in
+    memory; under DDP pass `shards=range(rank, len(dataset.shards), world_size)`. It is also a map-style
+    `torch.utils.data.Dataset` (`dataset[i]`, a DataLoader with the default collate); in-order access
+    reads each shard once, fully random access reloads a shard per jump, so for a small dataset
+    `to_tensors()` (all in memory) is the better fit for random batches.
+    """
+
+    def __init__(self, root: str | Path, *, verify: bool = True, skip_corrupt: bool = False):
+        self.root = Path(root)
+        self.verify = verify
+        self.skip_corrupt = skip_corrupt
+        self.skipped: list[str] = []
+        if not (self.root / CONFIG_FILE).exists() or not (self.root / MANIFEST_FILE).exists():
+            raise ValueError(f"`root` {str(self.root)!r} is not a SynVid folder: it needs {CONFIG_FILE} and "
+                             f"{MANIFEST_FILE} (made by `python -m accvideo synvid`).")
+        try:
+            self.config: dict[str, Any] = json.loads((self.root / CONFIG_FILE).read_text())
+            frame = pd.read_csv(self.root / MANIFEST_FILE, dtype={"sha256": str, "file": str})
+        except Exception as err:
+            raise ValueError(f"SynVid folder {str(self.root)!r}: config or manifest is corrupt ({err}).") from err
+        if self.config.get("format") != FORMAT:
+            raise ValueError(f"SynVid folder {str(self.root)!r}: {CONFIG_FILE} has format "
+                             f"{self.config.get('format')!r}, expected {FORMAT!r}.")
+        self.shards = [ShardInfo(**{k: (int(v) if k in ("shard", "first_sample", "num_samples", "bytes") else v)
+                                    for k, v in row.items()}) for row in frame.to_dict("records")]
+        self.stored_steps: list[int] = list(self.config["stored_steps"])
+        self.sigmas = torch.tensor(self.config["sigmas"], dtype=torch.float64)
+        self.stored_sigmas = self.sigmas[self.stored_steps]
+        self.num_steps: int = int(self.config["num_steps"])
+        self._starts = [s.first_sample for s in self.shards]
+        self._cache: tuple[int, dict] | None = None
+        if not self.complete:
+            logger.warning("SynVid folder %s is incomplete: %d of %d samples; rerun the generator to finish it",
+                           self.root, len(self), self.config["num_samples"])
+
+    # -- sizes
+    def __len__(self) -> int:
+        return sum(s.num_samples for s in self.shards)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self)
+
+    @property
+    def complete(self) -> bool:
+        return len(self) == int(self.config["num_samples"])
+
+    # -- shards
+    def load_shard(self, position: int) -> dict[str, Any]:
+        """Tensors of the `position`-th listed shard (checked), plus `prompts` from its metadata."""
+        info = self.shards[position]
+        path = self.root / info.file
+        if not path.exists():
+            raise SynVidCorruptError(f"SynVid shard {info.file} is missing from {str(self.root)!r}.")
+        data = path.read_bytes()
+        if len(data) != info.bytes:
+            raise SynVidCorruptError(f"SynVid shard {info.file} is truncated or altered: {len(data)} bytes, "
+                                     f"the manifest says {info.bytes}.")
+        if self.verify and hashlib.sha256(data).hexdigest() != info.sha256:
+            raise SynVidCorruptError(f"SynVid shard {info.file} is corrupt: its sha256 does not match the manifest.")
+        try:
+            tensors = load_safetensors(data)
+            tensors["prompts"] = shard_metadata(data)["prompts"]
+        except Exception as err:
+            raise SynVidCorruptError(f"SynVid shard {info.file} is unreadable ({err}).") from err
+        return tensors
+
+    def _try_load(self, position: int) -> dict[str, Any] | None:
+        try:
+            return self.load_shard(position)
+        except SynVidCorruptError as err:
+            if not self.skip_corrupt:
+                raise
+            logger.warning("skipping: %s", err)
+            if self.shards[position].file not in self.skipped:
+                self.skipped.append(self.shards[position].file)
+            return None
+
+    def check(self) -> list[str]:
+        """Verify every shard; return one message per bad shard (empty when all are good)."""
+        problems = []
+        for position in range(len(self.shards)):
+            try:
+                self.load_shard(position)
+            except SynVidCorruptError as err:
+                problems.append(str(err))
+        return problems
+
+    # -- samples
+    @staticmethod
+    def _sample(tensors: dict[str, Any], b: int) -> dict[str, Any]:
+        return {"latents": tensors["latents"][b], "text_embeds": tensors["text_embeds"][b],
+                "prompt": tensors["prompts"][b], "seed": int(tensors["seeds"][b]),
+                "index": int(tensors["sample_index"][b])}
+
+    def iter_samples(self, shuffle: bool = False, seed: int = 0,
+                     shards: Sequence[int] | None = None) -> Iterator[dict[str, Any]]:
+        """Samples shard by shard, one shard in memory. `shuffle` permutes shard order and the order
+        within each shard (seeded); `shards` restricts to those listed positions (e.g. one rank's share)."""
+        order = list(range(len(self.shards)) if shards is None else shards)
+        rng = random.Random(seed)
+        if shuffle:
+            rng.shuffle(order)
+        for position in order:
+            tensors = self._try_load(position)
+            if tensors is None:
+                continue
+            inner = list(range(len(tensors["prompts"])))
+            if shuffle:
+                rng.shuffle(inner)
+            for b in inner:
+                yield self._sample(tensors, b)
+            del tensors
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.iter_samples()
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Sample by position 0..len-1 in manifest order (equal to the sample index for a complete
+        dataset). Keeps the last loaded shard, so in-order access reads each shard once."""
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise IndexError(f"`index` must be an integer in [0, {len(self)}) but is {index!r}.") from None
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"`index` must be an integer in [0, {len(self)}) but is {index!r}.")
+        index %= len(self)
+        position, offset = 0, index
+        while offset >= self.shards[position].num_samples:
+            offset -= self.shards[position].num_samples
+            position += 1
+        if self._cache is None or self._cache[0] != position:
+            self._cache = None
+            self._cache = (position, self.load_shard(position))
+        return self._sample(self._cache[1], offset)
+
+    def to_tensors(self) -> dict[str, Any]:
+        """Everything in memory at once (small datasets only): latents (N, num_stored, C, T', H', W'),
+        text_embeds (N, L, D), seeds (N,), index (N,), prompts list."""
+        parts: dict[str, list] = {"latents": [], "text_embeds": [], "seeds": [], "sample_index": [], "prompts": []}
+        for position in range(len(self.shards)):
+            tensors = self._try_load(position)
+            if tensors is not None:
+                for key in parts:
+                    parts[key].append(tensors[key])
+        return {"latents": torch.cat(parts["latents"]), "text_embeds": torch.cat(parts["text_embeds"]),
+                "seeds": torch.cat(parts["seeds"]), "index": torch.cat(parts["sample_index"]),
+                "prompts": [p for ps in parts["prompts"] for p in ps]}
+
+
+def open_synvid(root: str | Path, *, verify: bool = True, skip_corrupt: bool = False) -> SynVidDataset:
+    """Open a SynVid folder for reading (see `SynVidDataset`)."""
+    return SynVidDataset(root, verify=verify, skip_corrupt=skip_corrupt)
+
