@@ -77,7 +77,9 @@ def test_stored_trajectory_is_reproduced_by_the_teacher(straight, tiny_pipeline_
         with torch.inference_mode():  # as generate() runs it
             text = pipe.pipe.encode_prompt(sample["prompt"], do_classifier_free_guidance=False,
                                       max_sequence_length=pipe.sampling["max_sequence_length"])[0]
-        torch.testing.assert_close(sample["text_embeds"], text[0], rtol=0, atol=0)
+        assert set(sample["cond"]) == {"encoder_hidden_states"}  # Wan's whole conditioning
+        torch.testing.assert_close(sample["cond"]["encoder_hidden_states"], text[0], rtol=0, atol=0)
+        assert sample["text_embeds"] is sample["cond"]["encoder_hidden_states"]
     # random access and the all-in-memory view agree with streaming
     assert data[4]["seed"] == 4 and torch.equal(data[4]["latents"], samples[4]["latents"])
     assert torch.equal(data.to_tensors()["latents"][1], samples[1]["latents"])
@@ -115,7 +117,7 @@ def test_batched_seeds_match_one_at_a_time(straight, tiny_pipeline_dir, prompt_f
     for a, b in zip(batched, open_synvid(tmp_path / "single"), strict=True):
         assert (a["prompt"], a["seed"]) == (b["prompt"], b["seed"])
         torch.testing.assert_close(a["latents"], b["latents"], rtol=1e-4, atol=1e-5)
-        assert torch.equal(a["text_embeds"], b["text_embeds"])
+        assert torch.equal(a["cond"]["encoder_hidden_states"], b["cond"]["encoder_hidden_states"])
     with pytest.raises(ValueError, match="`batch_size` is 3 there but 1 now"):
         generate_synvid(config(tiny_pipeline_dir, prompt_file, samples_per_prompt=3, shard_size=4), tmp_path,
                         progress=False)
@@ -176,6 +178,21 @@ def test_corrupt_and_truncated_shards_are_named(straight, tmp_path, caplog):
     assert len(problems) == 2 and "shard-00001" in problems[0] and "shard-00002" in problems[1]
 
 
+def test_older_format_version_is_refused_by_name(straight, tiny_pipeline_dir, prompt_file, tmp_path):
+    """Version 1 stored Wan's `text_embeds` alone; reading or extending one is refused, saying so."""
+    import shutil
+
+    out = tmp_path / "v1"
+    shutil.copytree(straight[0], out)
+    config_path = out / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "format_version": 1}))
+    message = r"`format_version` must be 2 for this reader and writer but is 1 .* regenerate"
+    with pytest.raises(ValueError, match=message):
+        open_synvid(out)
+    with pytest.raises(ValueError, match=message):
+        generate_synvid(config(tiny_pipeline_dir, prompt_file), out, progress=False)
+
+
 def test_rerun_with_another_config_is_refused(straight, tiny_pipeline_dir, prompt_file):
     out, _ = straight
     with pytest.raises(ValueError, match="`num_steps` is 4 there but 6 now"):
@@ -212,7 +229,7 @@ def test_videos_and_reduced_precision(tiny_pipeline_dir, prompt_file, tmp_path):
     assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"sample-00000{i}.mp4" for i in range(3)]
     sample = open_synvid(tmp_path)[2]
     assert sample["latents"].dtype == torch.bfloat16 and sample["latents"].shape == (2, 16, 5, 8, 8)
-    assert sample["prompt"] == PROMPTS[2] and sample["text_embeds"].dtype == torch.bfloat16
+    assert sample["prompt"] == PROMPTS[2] and sample["cond"]["encoder_hidden_states"].dtype == torch.bfloat16
 
 
 def _torchrun(args, nproc, port):

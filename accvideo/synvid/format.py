@@ -23,7 +23,10 @@ tiny models, whose batch-1 forward is mostly overhead.
 Folder layout::
 
     config.json              the generation config (a rerun with another config is refused)
-    shard-00000.safetensors  latents (S, num_stored, C, T', H', W'), text_embeds (S, L, D),
+    shard-00000.safetensors  latents (S, num_stored, C, T', H', W'); the prompt's text conditioning
+                             `cond.<name>` (S, ...) for every tensor of `Conditioning.cond` (Wan:
+                             cond.encoder_hidden_states (S, L, D); HunyuanVideo: also
+                             cond.encoder_attention_mask (S, L) and cond.pooled_projections (S, D_pool));
                              seeds (S,), sample_index (S,); metadata: prompts, stored steps, sigmas
     shard-00000.json         sidecar: sha256 and size, written after the shard (marks it complete)
     manifest.csv             one row per complete shard: file, sample range, sha256, bytes
@@ -53,7 +56,10 @@ from accvideo.util.io import atomic_write_text
 from accvideo.world import SPLITS, prompt_for
 
 FORMAT = "accvideo-synvid"
-FORMAT_VERSION = 1
+# 2: the whole text conditioning of the prompt as `cond.<name>` tensors (any family), instead of
+# Wan's `text_embeds` alone. Readers refuse other versions by name (`check_format`).
+FORMAT_VERSION = 2
+COND_PREFIX = "cond."  # shard tensor `cond.encoder_hidden_states` is Conditioning.cond["encoder_hidden_states"]
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.csv"
 MANIFEST_COLUMNS = ["shard", "file", "first_sample", "num_samples", "sha256", "bytes"]
@@ -201,6 +207,7 @@ def resolve_config(cfg: SynVidConfig, model) -> dict[str, Any]:
     teacher (a LoadedModel) by `resolve_sampling`, the prompt list fingerprinted (editing the
     prompt file changes the dataset)."""
     from accvideo.generation import resolve_sampling
+    from accvideo.models.families import family_of
 
     prompts = load_prompts(cfg.prompts)
     source = str(cfg.prompts)
@@ -214,6 +221,7 @@ def resolve_config(cfg: SynVidConfig, model) -> dict[str, Any]:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "teacher": str(model.folder if model.folder is not None else cfg.teacher),
+        "family": family_of(model.pipe).name,  # which `Family` adapter the stored `cond` tensors are for
         "prompts_source": source,
         "prompts_sha256": hashlib.sha256("\n".join(prompts).encode()).hexdigest(),
         "num_prompts": len(prompts),
@@ -250,6 +258,8 @@ def check_same_config(out: Path, config: dict[str, Any]) -> None:
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"`out` {str(out)!r}: {CONFIG_FILE} is unreadable or corrupt ({err}).") from err
     old.setdefault("batch_size", 1)  # datasets from before batching were generated one sample at a time
+    # the format first: another version is not a settings mismatch, and its message says so
+    check_format(old, f"`out` {str(out)!r}")
     for key in sorted(set(old) | set(config)):
         if old.get(key) != config.get(key):
             raise ValueError(
@@ -264,12 +274,26 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def check_format(config: dict[str, Any], where: str) -> None:
+    """ValueError unless `config` (a dataset's config.json) is this package's format and version."""
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{where} is not a SynVid dataset: {CONFIG_FILE} `format` must be {FORMAT!r} but is "
+                         f"{config.get('format')!r}.")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{where} holds a SynVid dataset of another format version: `format_version` must be "
+                         f"{FORMAT_VERSION} for this reader and writer but is {version!r} (version 1 stored only "
+                         "Wan's text embedding); regenerate it into a new folder with `python -m accvideo synvid`.")
+
+
 @dataclass
 class Trajectory:
-    """One teacher run. states: (num_stored, C, T', H', W'); text_embeds: (L, D); video: (T, H, W, 3) uint8."""
+    """One teacher run. states: (num_stored, C, T', H', W'); cond: the prompt's `Conditioning.cond` row,
+    one tensor per name without the batch dimension (Wan: encoder_hidden_states (L, D); HunyuanVideo:
+    also encoder_attention_mask (L,) and pooled_projections (D_pool,)); video: (T, H, W, 3) uint8."""
 
     states: torch.Tensor
-    text_embeds: torch.Tensor
+    cond: dict[str, torch.Tensor]
     video: Any = None
 
 
@@ -288,10 +312,12 @@ def sampling_spec(config: dict[str, Any]):
 def shard_bytes(k: int, indices: Sequence[int], plan: ShardPlan, trajectories: Sequence[Trajectory],
                 config: dict[str, Any]) -> bytes:
     """Serialise one shard. Deterministic: no time, rank or host in it; one metadata key, so the
-    header's key order cannot vary (safetensors keeps metadata in a hash map)."""
+    header's key order cannot vary (safetensors keeps metadata in a hash map). Every trajectory of a
+    shard has the same `cond` names (one teacher)."""
+    names = sorted(trajectories[0].cond)
     tensors = {
         "latents": torch.stack([t.states for t in trajectories]),
-        "text_embeds": torch.stack([t.text_embeds for t in trajectories]),
+        **{COND_PREFIX + name: torch.stack([t.cond[name] for t in trajectories]) for name in names},
         "seeds": torch.tensor([plan.sample(i)[1] for i in indices], dtype=torch.int64),
         "sample_index": torch.tensor(list(indices), dtype=torch.int64),
     }

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load as load_safetensors
 
-from accvideo.synvid.format import CONFIG_FILE, FORMAT, MANIFEST_FILE, shard_metadata
+from accvideo.synvid.format import COND_PREFIX, CONFIG_FILE, MANIFEST_FILE, check_format, shard_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +41,15 @@ class SynVidDataset(torch.utils.data.Dataset):
     A sample is a dict:
         latents: (num_stored, C, T', H', W') in the stored dtype; `latents[j]` is the state at
             `sigmas[stored_steps[j]]` (for `--store key:M`, the key states `x_{k_j}` in order)
-        text_embeds: (L, D); prompt: str; seed: int; index: int (the global sample index)
+        cond: the prompt's text conditioning, `Conditioning.cond` of the teacher's family without
+            the batch dimension, in the stored dtype: {"encoder_hidden_states": (L, D)} for Wan;
+            HunyuanVideo adds "encoder_attention_mask" (L,) and "pooled_projections" (D_pool,)
+        text_embeds: cond["encoder_hidden_states"] (the same tensor), kept while callers move to `cond`
+        prompt: str; seed: int; index: int (the global sample index)
 
     Dataset-level: `stored_steps` (list of indices into the n + 1 states), `sigmas` (n + 1,)
-    float64, `stored_sigmas` (num_stored,), `num_steps` n, `config` (the generation config).
+    float64, `stored_sigmas` (num_stored,), `num_steps` n, `embedded_guidance_scale` (HunyuanVideo's
+    guidance embedding the teacher ran with; None for Wan), `family`, `config` (the generation config).
 
     Every shard is sha256-checked when loaded (`verify=True`). A missing, truncated or corrupt
     shard raises `SynVidCorruptError` naming the file; with `skip_corrupt=True` it is logged,
@@ -70,15 +75,15 @@ class SynVidDataset(torch.utils.data.Dataset):
             frame = pd.read_csv(self.root / MANIFEST_FILE, dtype={"sha256": str, "file": str})
         except Exception as err:
             raise ValueError(f"SynVid folder {str(self.root)!r}: config or manifest is corrupt ({err}).") from err
-        if self.config.get("format") != FORMAT:
-            raise ValueError(f"SynVid folder {str(self.root)!r}: {CONFIG_FILE} has format "
-                             f"{self.config.get('format')!r}, expected {FORMAT!r}.")
+        check_format(self.config, f"`root` {str(self.root)!r}")
         self.shards = [ShardInfo(**{k: (int(v) if k in ("shard", "first_sample", "num_samples", "bytes") else v)
                                     for k, v in row.items()}) for row in frame.to_dict("records")]
         self.stored_steps: list[int] = list(self.config["stored_steps"])
         self.sigmas = torch.tensor(self.config["sigmas"], dtype=torch.float64)
         self.stored_sigmas = self.sigmas[self.stored_steps]
         self.num_steps: int = int(self.config["num_steps"])
+        self.embedded_guidance_scale: float | None = self.config.get("embedded_guidance_scale")
+        self.family: str = self.config["family"]
         self._starts = [s.first_sample for s in self.shards]
         self._cache: tuple[int, dict] | None = None
         if not self.complete:
@@ -141,7 +146,8 @@ class SynVidDataset(torch.utils.data.Dataset):
     # -- samples
     @staticmethod
     def _sample(tensors: dict[str, Any], b: int) -> dict[str, Any]:
-        return {"latents": tensors["latents"][b], "text_embeds": tensors["text_embeds"][b],
+        cond = {name[len(COND_PREFIX):]: v[b] for name, v in tensors.items() if name.startswith(COND_PREFIX)}
+        return {"latents": tensors["latents"][b], "cond": cond, "text_embeds": cond["encoder_hidden_states"],
                 "prompt": tensors["prompts"][b], "seed": int(tensors["seeds"][b]),
                 "index": int(tensors["sample_index"][b])}
 
@@ -186,18 +192,28 @@ class SynVidDataset(torch.utils.data.Dataset):
             self._cache = (position, self.load_shard(position))
         return self._sample(self._cache[1], offset)
 
-    def to_tensors(self) -> dict[str, Any]:
+    def to_tensors(self, positions: Sequence[int] | None = None) -> dict[str, Any]:
         """Everything in memory at once (small datasets only): latents (N, num_stored, C, T', H', W'),
-        text_embeds (N, L, D), seeds (N,), index (N,), prompts list."""
-        parts: dict[str, list] = {"latents": [], "text_embeds": [], "seeds": [], "sample_index": [], "prompts": []}
+        cond {name: (N, ...)}, text_embeds = cond["encoder_hidden_states"] (N, L, D), seeds (N,),
+        index (N,), prompts list. `positions` (indices into `stored_steps`) keeps only those states,
+        shard by shard, so reading a few key states of a `--store all` dataset never holds all of it."""
+        parts: dict[str, list] = {"latents": [], "seeds": [], "sample_index": [], "prompts": []}
+        cond: dict[str, list] = {}
         for position in range(len(self.shards)):
             tensors = self._try_load(position)
-            if tensors is not None:
-                for key in parts:
-                    parts[key].append(tensors[key])
-        return {"latents": torch.cat(parts["latents"]), "text_embeds": torch.cat(parts["text_embeds"]),
-                "seeds": torch.cat(parts["seeds"]), "index": torch.cat(parts["sample_index"]),
-                "prompts": [p for ps in parts["prompts"] for p in ps]}
+            if tensors is None:
+                continue
+            if positions is not None:
+                tensors["latents"] = tensors["latents"][:, list(positions)]
+            for key in parts:
+                parts[key].append(tensors[key])
+            for name, v in tensors.items():
+                if name.startswith(COND_PREFIX):
+                    cond.setdefault(name[len(COND_PREFIX):], []).append(v)
+        stacked = {name: torch.cat(vs) for name, vs in cond.items()}
+        return {"latents": torch.cat(parts["latents"]), "cond": stacked,
+                "text_embeds": stacked["encoder_hidden_states"], "seeds": torch.cat(parts["seeds"]),
+                "index": torch.cat(parts["sample_index"]), "prompts": [p for ps in parts["prompts"] for p in ps]}
 
 
 def open_synvid(root: str | Path, *, verify: bool = True, skip_corrupt: bool = False) -> SynVidDataset:

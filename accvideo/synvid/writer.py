@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from accvideo.generation import decode, encode, teacher_rollout
 from accvideo.synvid.format import (
     CONFIG_FILE,
     DTYPES,
@@ -45,31 +46,25 @@ from accvideo.util.io import atomic_write_bytes, atomic_write_text
 logger = logging.getLogger(__name__)
 
 @torch.inference_mode()
-def encode_text(model, prompt: str, config: dict[str, Any]):
-    """The teacher's conditioning of one prompt (a `Conditioning`), as `generate` makes it."""
-    from accvideo.generation import encode
-
-    return encode(model, prompt, sampling_spec(config))
-
-
-@torch.inference_mode()
 def teacher_trajectories(model, prompt: str, seeds: Sequence[int], config: dict[str, Any],
                          text=None) -> list[Trajectory]:
     """Run the guided teacher from `initial_noise(seed)` for each seed of one prompt, as one batch
     (B = len(seeds)), and keep the states at `config['stored_steps']`: the shared generation
-    stages (`accvideo.generation.teacher_rollout`), which the tests compare with `generate`.
-    `text`: the prompt's `Conditioning`, reusable across a prompt's seeds."""
-    from accvideo.generation import decode, teacher_rollout
-
-    conditioning = text if text is not None else encode_text(model, prompt, config)
+    stages (`accvideo.generation.encode`, `teacher_rollout`, `decode`), which the tests compare
+    with `generate`. `text`: the prompt's `Conditioning` (one row), reusable across its seeds."""
+    spec = sampling_spec(config)
+    conditioning = text if text is not None else encode(model, prompt, spec)
     dtype = DTYPES[config["dtype"]]
-    states, x_0 = teacher_rollout(model, conditioning, seeds, sampling_spec(config), keep=config["stored_steps"],
-                                  keep_dtype=dtype)
-    embeds = conditioning.cond["encoder_hidden_states"][0].to(dtype).cpu().contiguous()
+    states, x_0 = teacher_rollout(model, conditioning, seeds, spec, keep=config["stored_steps"], keep_dtype=dtype)
+    # Every tensor the transformer is called with, not only Wan's token states, so a trainer of any
+    # family can call `Family.transformer_call` with it. Floating ones take the storage dtype (the
+    # HunyuanVideo mask is 0/1, exact in every one of them).
+    cond = {name: (v[0].to(dtype) if v.is_floating_point() else v[0]).cpu().contiguous()
+            for name, v in conditioning.cond.items()}
     trajectories = []
     for j in range(len(seeds)):
         video = decode(model, x_0[j:j + 1]) if config["videos"] else None
-        trajectories.append(Trajectory(states=states[j].contiguous(), text_embeds=embeds, video=video))
+        trajectories.append(Trajectory(states=states[j].contiguous(), cond=cond, video=video))
     return trajectories
 
 
@@ -158,14 +153,17 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         trajectory_fn = trajectory_fn or teacher_trajectories
         generated, t_gen = 0, time.perf_counter()
         bar = _progress(sum(len(plan.shard_range(k)) for k in todo), progress and info.is_main)
-        text_cache: dict[str, tuple] = {}
+        text_cache: dict[str, Any] = {}  # prompt -> its Conditioning
+        spec = sampling_spec(config)
         for k in todo:
             indices = plan.shard_range(k)
             trajectories = []
             for batch in plan.batches(k, cfg.batch_size):
                 prompt = plan.sample(batch.start)[0]
                 if prompt not in text_cache:  # K samples per prompt share one text-encoder call
-                    text_cache = {prompt: encode_text(model, prompt, config)}
+                    # inference mode as in `generate`: outside it the encoder picks other attention kernels
+                    with torch.inference_mode():
+                        text_cache = {prompt: encode(model, prompt, spec)}
                 seeds = [plan.sample(i)[1] for i in batch]
                 for i, trajectory in zip(batch, trajectory_fn(model, prompt, seeds, config,
                                                               text=text_cache[prompt]), strict=True):
