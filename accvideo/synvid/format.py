@@ -364,12 +364,3 @@ def read_manifest(out: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
     return pd.read_csv(path)
-
-
-def shard_metadata(data: bytes) -> dict[str, Any]:
-    """The JSON metadata of a serialised shard (safetensors header: 8-byte length, then JSON)."""
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + size])
-    return json.loads(header["__metadata__"]["synvid"])
-
-

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from safetensors.torch import load as load_safetensors
+from safetensors import safe_open
 
-from accvideo.synvid.format import COND_PREFIX, CONFIG_FILE, MANIFEST_FILE, check_format, shard_metadata
+from accvideo.synvid.format import COND_PREFIX, CONFIG_FILE, MANIFEST_FILE, check_format
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class ShardInfo:
 
 
 class SynVidDataset(torch.utils.data.Dataset):
-    """Read a SynVid folder: streaming iteration (one shard in memory), random access, checksums.
+    """Read a SynVid folder lazily: streaming iteration and random access read one sample's rows from
+    memory-mapped shards (`safetensors.safe_open`), never a whole shard; checksums; named corruption.
 
     A sample is a dict:
         latents: (num_stored, C, T', H', W') in the stored dtype; `latents[j]` is the state at
@@ -51,15 +52,15 @@ class SynVidDataset(torch.utils.data.Dataset):
     float64, `stored_sigmas` (num_stored,), `num_steps` n, `embedded_guidance_scale` (HunyuanVideo's
     guidance embedding the teacher ran with; None for Wan), `family`, `config` (the generation config).
 
-    Every shard is sha256-checked when loaded (`verify=True`). A missing, truncated or corrupt
-    shard raises `SynVidCorruptError` naming the file; with `skip_corrupt=True` it is logged,
-    recorded in `self.skipped`, and iteration goes on with the other shards.
+    Every shard is sha256-checked (streamed) on the reader's first access to it (`verify=True`). A
+    missing, truncated or corrupt shard raises `SynVidCorruptError` naming the file; with
+    `skip_corrupt=True` it is logged, recorded in `self.skipped`, and iteration goes on with the others.
 
-    Use: `for sample in dataset` or `iter_samples(shuffle=True, seed=epoch)` stream with one shard in
-    memory; under DDP pass `shards=range(rank, len(dataset.shards), world_size)`. It is also a map-style
-    `torch.utils.data.Dataset` (`dataset[i]`, a DataLoader with the default collate); in-order access
-    reads each shard once, fully random access reloads a shard per jump, so for a small dataset
-    `to_tensors()` (all in memory) is the better fit for random batches.
+    Use: `for sample in dataset` or `iter_samples(shuffle=True, seed=epoch)` stream sample by sample;
+    under DDP pass `shards=range(rank, len(dataset.shards), world_size)`. It is also a map-style
+    `torch.utils.data.Dataset` (`dataset[i]`, a DataLoader with the default collate, workers too):
+    random access costs one shard header and that sample's bytes. `to_tensors()` loads everything
+    (small datasets, e.g. `training.data.load_key_states`).
     """
 
     def __init__(self, root: str | Path, *, verify: bool = True, skip_corrupt: bool = False):
@@ -85,7 +86,7 @@ class SynVidDataset(torch.utils.data.Dataset):
         self.embedded_guidance_scale: float | None = self.config.get("embedded_guidance_scale")
         self.family: str = self.config["family"]
         self._starts = [s.first_sample for s in self.shards]
-        self._cache: tuple[int, dict] | None = None
+        self._verified: set[int] = set()  # shard positions whose sha256 this reader has checked
         if not self.complete:
             logger.warning("SynVid folder %s is incomplete: %d of %d samples; rerun the generator to finish it",
                            self.root, len(self), self.config["num_samples"])
@@ -103,79 +104,110 @@ class SynVidDataset(torch.utils.data.Dataset):
         return len(self) == int(self.config["num_samples"])
 
     # -- shards
-    def load_shard(self, position: int) -> dict[str, Any]:
-        """Tensors of the `position`-th listed shard (checked), plus `prompts` from its metadata."""
+    def _checked_path(self, position: int, force: bool = False) -> Path:
+        """The `position`-th listed shard's file, after the size check (every time: a stat) and the
+        sha256 check (`verify`: once per shard and reader, or again with `force`). The hash streams
+        the file in chunks, so checking a shard never holds it in memory."""
         info = self.shards[position]
         path = self.root / info.file
         if not path.exists():
             raise SynVidCorruptError(f"SynVid shard {info.file} is missing from {str(self.root)!r}.")
-        data = path.read_bytes()
-        if len(data) != info.bytes:
-            raise SynVidCorruptError(f"SynVid shard {info.file} is truncated or altered: {len(data)} bytes, "
+        size = path.stat().st_size
+        if size != info.bytes:
+            raise SynVidCorruptError(f"SynVid shard {info.file} is truncated or altered: {size} bytes, "
                                      f"the manifest says {info.bytes}.")
-        if self.verify and hashlib.sha256(data).hexdigest() != info.sha256:
-            raise SynVidCorruptError(f"SynVid shard {info.file} is corrupt: its sha256 does not match the manifest.")
+        if self.verify and (force or position not in self._verified):
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            if digest != info.sha256:
+                raise SynVidCorruptError(f"SynVid shard {info.file} is corrupt: its sha256 does not match the "
+                                         "manifest.")
+            self._verified.add(position)
+        return path
+
+    def _open(self, position: int, force: bool = False) -> tuple[Any, list[str]]:
+        """(safetensors handle, prompts) of a checked shard. The handle memory-maps the file: a
+        tensor, or one sample's slice of it, is read only when asked for; the map is released with
+        the handle (no file stays open in a reader, so it pickles into DataLoader workers)."""
+        path = self._checked_path(position, force)
         try:
-            tensors = load_safetensors(data)
-            tensors["prompts"] = shard_metadata(data)["prompts"]
+            handle = safe_open(str(path), framework="pt")
+            prompts = json.loads(handle.metadata()["synvid"])["prompts"]
         except Exception as err:
-            raise SynVidCorruptError(f"SynVid shard {info.file} is unreadable ({err}).") from err
+            raise SynVidCorruptError(f"SynVid shard {self.shards[position].file} is unreadable ({err}).") from err
+        return handle, prompts
+
+    def load_shard(self, position: int, positions: Sequence[int] | None = None) -> dict[str, Any]:
+        """Tensors of the `position`-th listed shard (checked), plus `prompts` from its metadata.
+        `positions` (indices into `stored_steps`) reads only those states of `latents`."""
+        handle, prompts = self._open(position)
+        tensors: dict[str, Any] = {}
+        for name in handle.keys():
+            if name == "latents" and positions is not None:
+                latents = handle.get_slice(name)
+                tensors[name] = torch.cat([latents[:, j:j + 1] for j in positions], dim=1)
+            else:
+                tensors[name] = handle.get_tensor(name)
+        tensors["prompts"] = prompts
         return tensors
 
-    def _try_load(self, position: int) -> dict[str, Any] | None:
-        try:
-            return self.load_shard(position)
-        except SynVidCorruptError as err:
-            if not self.skip_corrupt:
-                raise
-            logger.warning("skipping: %s", err)
-            if self.shards[position].file not in self.skipped:
-                self.skipped.append(self.shards[position].file)
-            return None
+    def _skip(self, position: int, err: SynVidCorruptError) -> None:
+        if not self.skip_corrupt:
+            raise err
+        logger.warning("skipping: %s", err)
+        if self.shards[position].file not in self.skipped:
+            self.skipped.append(self.shards[position].file)
 
     def check(self) -> list[str]:
-        """Verify every shard; return one message per bad shard (empty when all are good)."""
+        """Verify every shard (sha256 and header, read again); one message per bad shard (empty when all
+        are good)."""
         problems = []
         for position in range(len(self.shards)):
             try:
-                self.load_shard(position)
+                self._open(position, force=True)
             except SynVidCorruptError as err:
                 problems.append(str(err))
         return problems
 
     # -- samples
     @staticmethod
-    def _sample(tensors: dict[str, Any], b: int) -> dict[str, Any]:
-        cond = {name[len(COND_PREFIX):]: v[b] for name, v in tensors.items() if name.startswith(COND_PREFIX)}
-        return {"latents": tensors["latents"][b], "cond": cond, "text_embeds": cond["encoder_hidden_states"],
-                "prompt": tensors["prompts"][b], "seed": int(tensors["seeds"][b]),
-                "index": int(tensors["sample_index"][b])}
+    def _sample(handle, prompts: list[str], b: int) -> dict[str, Any]:
+        """Sample b of an open shard: only its rows are read from the file."""
+        cond = {name[len(COND_PREFIX):]: handle.get_slice(name)[b] for name in handle.keys()
+                if name.startswith(COND_PREFIX)}
+        return {"latents": handle.get_slice("latents")[b], "cond": cond, "text_embeds": cond["encoder_hidden_states"],
+                "prompt": prompts[b], "seed": int(handle.get_slice("seeds")[b]),
+                "index": int(handle.get_slice("sample_index")[b])}
 
     def iter_samples(self, shuffle: bool = False, seed: int = 0,
                      shards: Sequence[int] | None = None) -> Iterator[dict[str, Any]]:
-        """Samples shard by shard, one shard in memory. `shuffle` permutes shard order and the order
-        within each shard (seeded); `shards` restricts to those listed positions (e.g. one rank's share)."""
+        """Samples shard by shard, one sample read at a time. `shuffle` permutes shard order and the
+        order within each shard (seeded); `shards` restricts to those listed positions (e.g. one rank's
+        share)."""
         order = list(range(len(self.shards)) if shards is None else shards)
         rng = random.Random(seed)
         if shuffle:
             rng.shuffle(order)
         for position in order:
-            tensors = self._try_load(position)
-            if tensors is None:
+            try:
+                handle, prompts = self._open(position)
+            except SynVidCorruptError as err:
+                self._skip(position, err)
                 continue
-            inner = list(range(len(tensors["prompts"])))
+            inner = list(range(len(prompts)))
             if shuffle:
                 rng.shuffle(inner)
             for b in inner:
-                yield self._sample(tensors, b)
-            del tensors
+                yield self._sample(handle, prompts, b)
+            del handle
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.iter_samples()
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Sample by position 0..len-1 in manifest order (equal to the sample index for a complete
-        dataset). Keeps the last loaded shard, so in-order access reads each shard once."""
+        dataset). Reads that sample's rows alone from the memory-mapped shard (its sha256 is checked on
+        the first access to the shard)."""
         try:
             index = operator.index(index)
         except TypeError:
@@ -187,10 +219,8 @@ class SynVidDataset(torch.utils.data.Dataset):
         while offset >= self.shards[position].num_samples:
             offset -= self.shards[position].num_samples
             position += 1
-        if self._cache is None or self._cache[0] != position:
-            self._cache = None
-            self._cache = (position, self.load_shard(position))
-        return self._sample(self._cache[1], offset)
+        handle, prompts = self._open(position)
+        return self._sample(handle, prompts, offset)
 
     def to_tensors(self, positions: Sequence[int] | None = None) -> dict[str, Any]:
         """Everything in memory at once (small datasets only): latents (N, num_stored, C, T', H', W'),
@@ -200,11 +230,11 @@ class SynVidDataset(torch.utils.data.Dataset):
         parts: dict[str, list] = {"latents": [], "seeds": [], "sample_index": [], "prompts": []}
         cond: dict[str, list] = {}
         for position in range(len(self.shards)):
-            tensors = self._try_load(position)
-            if tensors is None:
+            try:
+                tensors = self.load_shard(position, positions)
+            except SynVidCorruptError as err:
+                self._skip(position, err)
                 continue
-            if positions is not None:
-                tensors["latents"] = tensors["latents"][:, list(positions)]
             for key in parts:
                 parts[key].append(tensors[key])
             for name, v in tensors.items():

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from accvideo.generation import decode, encode, teacher_rollout
 from accvideo.synvid.format import (
     CONFIG_FILE,
     DTYPES,
@@ -52,6 +51,10 @@ def teacher_trajectories(model, prompt: str, seeds: Sequence[int], config: dict[
     (B = len(seeds)), and keep the states at `config['stored_steps']`: the shared generation
     stages (`accvideo.generation.encode`, `teacher_rollout`, `decode`), which the tests compare
     with `generate`. `text`: the prompt's `Conditioning` (one row), reusable across its seeds."""
+    # lazy, like every import of the generation stages here: they pull in diffusers (seconds, and
+    # hundreds of MB), which a process that only reads a dataset (`import accvideo.synvid`) never needs
+    from accvideo.generation import decode, encode, teacher_rollout
+
     spec = sampling_spec(config)
     conditioning = text if text is not None else encode(model, prompt, spec)
     dtype = DTYPES[config["dtype"]]
@@ -120,6 +123,7 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
     considers only shards 0..N-1 in this run (a deliberate partial run; rerun without it to finish).
     `model` (a LoadedModel) may be passed preloaded (tests, the app); otherwise `cfg.teacher` is loaded.
     """
+    from accvideo.generation import encode
     from accvideo.media import write_mp4
     from accvideo.models.registry import load_model
 
