@@ -89,8 +89,14 @@ def test_stored_trajectory_is_reproduced_by_the_teacher(straight, tiny_pipeline_
     assert manifest[0] == "shard,file,first_sample,num_samples,sha256,bytes" and len(manifest) == 4
 
 
-def test_key_steps_store_the_same_states(straight, tiny_pipeline_dir, prompt_file, tmp_path):
+def test_key_steps_store_the_same_states(straight, tiny_pipeline_dir, prompt_file, tmp_path, monkeypatch):
     out, _ = straight
+    shared = load_model(tiny_pipeline_dir)  # the cached teacher the writer reads too: it must not move it
+
+    def moved(*args, **kwargs):
+        raise AssertionError("generate_synvid moved the shared cached pipeline")
+
+    monkeypatch.setattr(shared.pipe, "to", moved)
     summary = generate_synvid(config(tiny_pipeline_dir, prompt_file, store="key:2"), tmp_path, progress=False)
     key, full = open_synvid(tmp_path), open_synvid(out)
     assert key.stored_steps == [0, 2, 4]

@@ -121,7 +121,8 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
 
     Complete shards are kept; missing or partial ones are (re)generated. `limit_shards` = N
     considers only shards 0..N-1 in this run (a deliberate partial run; rerun without it to finish).
-    `model` (a LoadedModel) may be passed preloaded (tests, the app); otherwise `cfg.teacher` is loaded.
+    `model` (a LoadedModel) may be passed preloaded (tests, the app) and runs where it was placed;
+    otherwise `cfg.teacher` is loaded onto this process's device (`load_model(..., device=)`).
     """
     from accvideo.generation import encode
     from accvideo.media import write_mp4
@@ -136,7 +137,12 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
     info = distributed.setup()
     t_start = time.perf_counter()
     try:
-        model = model if model is not None else load_model(cfg.teacher)
+        if model is None:
+            # Loaded onto this rank's device rather than moved there: the cached pipeline other
+            # callers share (the app's teacher) is only read here, never moved or changed. On the
+            # CPU this is the default cache entry, the one `generate` and the tests use.
+            device = None if info.device.type == "cpu" else str(info.device)
+            model = load_model(cfg.teacher, device=device)
         config = resolve_config(cfg, model)
         # Every rank checks (same files, same answer), so all ranks fail together, none hangs in a barrier.
         check_same_config(out, config)
@@ -153,7 +159,6 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         if skipped:
             logger.info("rank %d: %d of its %d shards already complete, kept", info.rank, skipped, len(mine))
 
-        model.pipe.to(info.device)
         trajectory_fn = trajectory_fn or teacher_trajectories
         generated, t_gen = 0, time.perf_counter()
         bar = _progress(sum(len(plan.shard_range(k)) for k in todo), progress and info.is_main)
