@@ -1,5 +1,6 @@
 """SynVid: stored trajectories are the teacher's own, runs resume exactly, corruption is named,
-and a 2-process torchrun run writes the same bytes as a 1-process run."""
+a 2-process torchrun run writes the same bytes as a 1-process run,
+and a HunyuanVideo teacher works too (its whole text conditioning stored)."""
 
 import hashlib
 import json
@@ -236,6 +237,53 @@ def test_videos_and_reduced_precision(tiny_pipeline_dir, prompt_file, tmp_path):
     sample = open_synvid(tmp_path)[2]
     assert sample["latents"].dtype == torch.bfloat16 and sample["latents"].shape == (2, 16, 5, 8, 8)
     assert sample["prompt"] == PROMPTS[2] and sample["cond"]["encoder_hidden_states"].dtype == torch.bfloat16
+
+
+@pytest.fixture(scope="module")
+def tiny_hunyuan_dir(tmp_path_factory):
+    """The tiny random-init HunyuanVideo pipeline saved with its sampling defaults (embedded guidance 6)."""
+    from accvideo.models.registry import SAMPLING_FILE
+    from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+
+    folder = tmp_path_factory.mktemp("hy") / "pipe"
+    build_tiny_hunyuan(seed=0).save_pretrained(folder)
+    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
+    return folder
+
+
+def test_hunyuan_synvid_stores_its_trajectories_and_whole_conditioning(tiny_hunyuan_dir, tmp_path):
+    """A HunyuanVideo teacher: the stored trajectory is generate()'s bit for bit, and `cond` holds what its
+    transformer is called with (token states, attention mask, pooled CLIP vector), as do the key states."""
+    from accvideo.generation import encode, resolve_sampling
+    from accvideo.training.data import load_key_states
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS[:2]) + "\n")
+    cfg = SynVidConfig(teacher=str(tiny_hunyuan_dir), prompts=str(prompts), num_steps=4, shard_size=2, store="all")
+    assert generate_synvid(cfg, tmp_path / "hy", progress=False).complete
+    data = open_synvid(tmp_path / "hy")
+    assert data.family == "hunyuan" and data.embedded_guidance_scale == 6.0 and len(data) == 2
+    model = load_model(tiny_hunyuan_dir)
+    spec = resolve_sampling(model, num_steps=4)
+    for sample in data:
+        result = generate(model, sample["prompt"], sample["seed"], num_steps=4, return_trajectory=True,
+                          decode_video=False)
+        assert sample["latents"].shape == result.trajectory[:, 0].shape == (5, 4, 3, 4, 4)
+        torch.testing.assert_close(sample["latents"], result.trajectory[:, 0], rtol=0, atol=0)
+        with torch.inference_mode():  # as generate() runs it
+            cond = encode(model, sample["prompt"], spec).cond
+        assert set(sample["cond"]) == {"encoder_hidden_states", "encoder_attention_mask", "pooled_projections"}
+        for name, value in cond.items():
+            torch.testing.assert_close(sample["cond"][name], value[0], rtol=0, atol=0)
+        mask = sample["cond"]["encoder_attention_mask"]
+        assert mask.shape == (8,) and sample["cond"]["pooled_projections"].shape == (8,)
+        assert set(mask.tolist()) <= {0.0, 1.0} and mask.sum() >= 1
+    keys = load_key_states(tmp_path / "hy", 2)
+    assert keys["latents"].shape == (2, 3, 4, 3, 4, 4) and keys["embedded_guidance_scale"] == 6.0
+    assert {k: tuple(v.shape) for k, v in keys["cond"].items()} == {
+        "encoder_hidden_states": (2, 8, 16), "encoder_attention_mask": (2, 8), "pooled_projections": (2, 8)}
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=2)))  # the default collate nests `cond`
+    assert batch["cond"]["encoder_attention_mask"].shape == (2, 8)
 
 
 def _torchrun(args, nproc, port):
