@@ -197,8 +197,8 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
             atomic_write_text(out / sidecar_name(k), json.dumps(record, sort_keys=True) + "\n")
             publish(out / sidecar_name(k))
         bar.close()
-        gen_s = _max_across_ranks(time.perf_counter() - t_gen, info)
-        generated_all = int(_sum_across_ranks(generated, info))
+        gen_s = distributed.max_across_ranks(time.perf_counter() - t_gen, info)
+        generated_all = int(distributed.sum_across_ranks(generated, info))
         distributed.barrier(info)
         if info.is_main:
             write_manifest(out, plan.num_shards)
@@ -209,7 +209,7 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         total_bytes = float(manifest["bytes"].sum()) if len(manifest) else 0.0
         summary = SynVidSummary(
             out=str(out), num_samples=plan.num_samples, complete_samples=complete_samples, generated=generated_all,
-            skipped_shards=int(_sum_across_ranks(skipped, info)), wall_s=wall, generation_s=gen_s,
+            skipped_shards=int(distributed.sum_across_ranks(skipped, info)), wall_s=wall, generation_s=gen_s,
             trajectories_per_min=60.0 * generated_all / gen_s if gen_s > 0 else 0.0,
             bytes_per_trajectory=total_bytes / complete_samples if complete_samples else 0.0,
             num_stored=len(config["stored_steps"]), dtype=config["dtype"], world_size=info.world_size,
@@ -219,17 +219,3 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
     finally:
         if owns_group:
             distributed.cleanup(info)
-
-
-def _sum_across_ranks(value: float, info) -> float:
-    return distributed.mean_across_ranks(float(value), info) * info.world_size
-
-
-def _max_across_ranks(value: float, info) -> float:
-    if not info.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return float(t.item())
-
-
