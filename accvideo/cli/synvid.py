@@ -7,7 +7,7 @@ import os
 
 
 def cmd_synvid(args: argparse.Namespace) -> int:
-    from accvideo.synvid.dataset import SynVidConfig, generate_synvid
+    from accvideo.synvid import SynVidConfig, generate_synvid
 
     cfg = SynVidConfig(
         teacher=args.teacher, prompts=args.prompts, num_steps=args.num_steps,
@@ -35,7 +35,7 @@ def cmd_synvid(args: argparse.Namespace) -> int:
 
 
 def cmd_synvid_check(args: argparse.Namespace) -> int:
-    from accvideo.synvid.dataset import open_synvid
+    from accvideo.synvid import open_synvid
 
     dataset = open_synvid(args.dir)
     problems = dataset.check()

@@ -177,7 +177,7 @@ def synvid_store(preset: Preset) -> str:
 
 
 def stage_synvid(p: Paths, preset: Preset) -> dict:
-    from accvideo.synvid.dataset import SynVidConfig, generate_synvid
+    from accvideo.synvid import SynVidConfig, generate_synvid
     from accvideo.world import SPLITS, prompt_for
 
     prompts = "train"

@@ -36,7 +36,7 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
 
     from accvideo.generation import latent_shape, resolve_sampling
     from accvideo.models.registry import load_model
-    from accvideo.synvid.dataset import load_prompts
+    from accvideo.synvid import load_prompts
     from accvideo.training.methods.gpd import GPDStage
     from accvideo.training.trainer import run_training
     from accvideo.util import distributed
