@@ -32,7 +32,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from accvideo.experiments.ablation import Scorer, markdown_table, plot_frontier, run_ablation, table_columns
+from accvideo.eval.plots import plot_frontier
+from accvideo.eval.scorer import Scorer
+from accvideo.eval.tables import markdown_table, table_columns
+from accvideo.experiments.ablation import run_ablation
 from accvideo.experiments.bundle import git_commit
 from accvideo.util.config import apply_overrides
 from accvideo.util.io import atomic_write_text
@@ -302,7 +305,7 @@ def stage_toy(p: Paths, preset: Preset) -> dict:
 
 
 def _comparison_grid(p: Paths, preset: Preset, path: Path, seed: int = 0) -> None:
-    from accvideo.experiments.bundle import comparison_grid
+    from accvideo.eval.grid import comparison_grid
 
     n, m = teacher_steps(p), preset.accvideo_m
     comparison_grid([(f"teacher {n} steps", p.teacher, n), (f"teacher {m} steps", p.teacher, m),
