@@ -26,6 +26,26 @@ from accvideo.util.io import atomic_write_text
 
 log = logging.getLogger("accvideo.experiments.ablation")
 
+# The ablation's row labels and run folders. They key the score cache, so `reproduce`'s report
+# rows name them through these functions, never by hand.
+TRAJECTORY_ROW = "+ trajectory loss"
+ADVERSARIAL_ROW = "+ adversarial"
+
+
+def teacher_row(steps: int) -> str:
+    """The undistilled teacher sampled at `steps` steps."""
+    return f"teacher@{steps}"
+
+
+def student_row(m: int) -> str:
+    """A full (trajectory + adversarial) frontier student of `m` steps."""
+    return f"student m={m}"
+
+
+def student_run(m: int, adversarial: bool = True) -> str:
+    """The run folder, under the ablation's `out`, of the `m`-step student (full or trajectory-only)."""
+    return f"{'full' if adversarial else 'traj'}-m{m}"
+
 
 def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int = 5, frontier: tuple[int, ...] = (),
                  steps: int | None = None, split: str = "train", num_videos: int = 32,
@@ -53,19 +73,19 @@ def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int 
         run_accvideo(teacher, synvid, out / name, cfg, resume=True)
         return out / name / "pipeline"
 
-    rows = [scorer.score(f"teacher@{teacher_steps}", teacher, teacher_steps),
-            scorer.score(f"teacher@{num_key_steps}", teacher, num_key_steps)]
+    rows = [scorer.score(teacher_row(teacher_steps), teacher, teacher_steps),
+            scorer.score(teacher_row(num_key_steps), teacher, num_key_steps)]
     if trajectory_only:
-        traj = student(num_key_steps, 0.0, f"traj-m{num_key_steps}", steps)
-        rows.append(scorer.score("+ trajectory loss", str(traj)))
-    full = student(num_key_steps, None, f"full-m{num_key_steps}", steps)
-    rows.append(scorer.score("+ adversarial", str(full)))
+        traj = student(num_key_steps, 0.0, student_run(num_key_steps, adversarial=False), steps)
+        rows.append(scorer.score(TRAJECTORY_ROW, str(traj)))
+    full = student(num_key_steps, None, student_run(num_key_steps), steps)
+    rows.append(scorer.score(ADVERSARIAL_ROW, str(full)))
     for m in frontier:
         if m == num_key_steps:
             continue
-        rows.append(scorer.score(f"teacher@{m}", teacher, m))
-        path = student(m, None, f"full-m{m}", frontier_steps or steps)
-        rows.append(scorer.score(f"student m={m}", str(path)))
+        rows.append(scorer.score(teacher_row(m), teacher, m))
+        path = student(m, None, student_run(m), frontier_steps or steps)
+        rows.append(scorer.score(student_row(m), str(path)))
     table = add_bench(pd.DataFrame(rows), bench_repeats)
     table.to_csv(out / "ablation.csv", index=False)
     atomic_write_text(out / "ablation.md", markdown_table(table[table_columns(table)]))
@@ -99,8 +119,8 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
 
     jump_steps = one_jump_steps or sum(stage_steps)
     full = Path(full_run) / "pipeline" if full_run else student("full", schedule, stage_steps, [])
-    rows = [scorer.score(f"teacher@{schedule[0]}", teacher, schedule[0]),
-            scorer.score(f"teacher@{schedule[-1]}", teacher, schedule[-1]),
+    rows = [scorer.score(teacher_row(schedule[0]), teacher, schedule[0]),
+            scorer.score(teacher_row(schedule[-1]), teacher, schedule[-1]),
             scorer.score("GPD: progressive + frequency loss", str(full)),
             scorer.score("GPD without the frequency loss",
                          str(student("no-freq", schedule, stage_steps, ["method.lambda_freq=0"]))),
