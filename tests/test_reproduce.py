@@ -46,6 +46,19 @@ def test_one_list_of_rows_drives_eval_bench_report_and_bundle():
     assert "+ trajectory loss" not in bench_names(with_traj)
 
 
+def test_distill_doc_states_the_gpd_preset():
+    """docs/DISTILL.md names the GPD schedule and stage steps that `reproduce --preset tiny` trains."""
+    tiny = PRESETS["tiny"]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "DISTILL.md").read_text()
+    steps = ",".join(map(str, tiny.gpd_stage_steps))
+    assert f"`reproduce --preset tiny` use {', '.join(map(str, tiny.gpd_stage_steps))} |" in text
+    command = text[text.index("python -m accvideo distill gpd"):]
+    command = command[: command.index("```")]
+    assert f"--schedule {','.join(map(str, tiny.gpd_schedule))} " in command
+    assert f'"method.stage_steps=[{steps}]"' in command
+    assert all(f"--set {o}" in command for o in tiny.gpd_overrides)
+
+
 def test_unknown_preset_and_stage_are_errors(tmp_path):
     with pytest.raises(ValueError, match="`preset` must be one of"):
         run_reproduce(tmp_path, preset="huge")
