@@ -31,6 +31,8 @@ STAGES = ("teacher", "synvid", "accvideo", "gpd", "eval", "bench", "toy", "repor
 
 @dataclass
 class Paths:
+    """Where every stage writes, under OUT (the figures beside RESULTS.md)."""
+
     out: Path
     results: Path  # the RESULTS.md file; its figures go to a sibling folder `results/`
     bundle_dir: Path | None = None
