@@ -2,7 +2,8 @@ import json
 
 from PIL import Image
 
-from accvideo.experiments.bundle import GRID_PROMPTS, bundle_run
+from accvideo.eval.grid import GRID_PROMPTS
+from accvideo.experiments.bundle import bundle_run
 from accvideo.models.registry import load_model
 
 

@@ -114,7 +114,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
 def cmd_grid(args: argparse.Namespace) -> int:
     from accvideo.eval.bench import parse_model_spec
-    from accvideo.experiments.bundle import comparison_grid
+    from accvideo.eval.grid import comparison_grid
 
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
