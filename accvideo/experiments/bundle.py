@@ -9,6 +9,7 @@ from pathlib import Path
 
 from accvideo.eval.grid import comparison_grid
 from accvideo.models.registry import ASSETS, resolve_model
+from accvideo.util.hashes import verify_hashes, write_hashes
 from accvideo.util.io import atomic_write_text
 
 
@@ -29,6 +30,8 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(source, dest)
+    verify_hashes(dest)  # a run's exported pipeline records its hashes: refuse to bundle a corrupt copy
+    write_hashes(dest)
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     provenance = {
         "name": name,
