@@ -26,8 +26,8 @@ def key_data(tiny_pipeline_dir):
         r = generate(pipe, prompt, seed=i, num_steps=NUM_STEPS, return_trajectory=True, decode_video=False)
         latents.append(r.trajectory[key_steps(NUM_STEPS, M), 0])
         texts.append(pipe.pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=8)[0][0])
-    return {"latents": torch.stack(latents), "text": torch.stack(texts), "sigmas": r.sigmas,
-            "num_steps": NUM_STEPS, "prompts": prompts}
+    return {"latents": torch.stack(latents), "cond": {"encoder_hidden_states": torch.stack(texts)},
+            "sigmas": r.sigmas, "num_steps": NUM_STEPS, "prompts": prompts, "embedded_guidance_scale": None}
 
 
 def make_method(pipe, data, **kw):
@@ -55,7 +55,8 @@ def test_trajectory_loss_matches_hand_computation(tiny_pipeline_dir, key_data):
     for j in range(M):
         x = batch["states"][:, j]
         t = torch.full((2,), float(s[j]) * 1000)
-        v = method.student(x, timestep=t, encoder_hidden_states=batch["text"], return_dict=False)[0]
+        v = method.student(x, timestep=t, encoder_hidden_states=batch["cond"]["encoder_hidden_states"],
+                           return_dict=False)[0]
         x_hat = x + (s[j + 1] - s[j]) * v
         total += ((x_hat - batch["states"][:, j + 1]) ** 2).mean()
     assert torch.allclose(loss, total / M, rtol=1e-4)

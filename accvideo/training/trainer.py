@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from accvideo.models.registry import SAMPLING_FILE, read_sampling_defaults, resolve_model
 from accvideo.training.checkpoint import MetricsLog, load_checkpoint, save_checkpoint, set_rng_state
 from accvideo.training.lr import lr_factor
+from accvideo.training.parallel import FullState, full_state_dict, load_states, optimizer_states, shard_fsdp2
 from accvideo.util import distributed
 from accvideo.util.config import save_config, to_dict
 from accvideo.util.io import atomic_write_text
@@ -86,48 +87,18 @@ class Method(Protocol):
         calls through `wrapped` only the modules it trains, the rest through `trainable()`."""
         ...
     def export(self, pipe, modules: dict[str, nn.Module]) -> dict: ...
-
-
-# Child module lists that are FSDP2 units: Wan's `blocks`, HunyuanVideo's two block stacks.
-BLOCK_LISTS = ("blocks", "transformer_blocks", "single_transformer_blocks")
-
-
-def shard_fsdp2(module: nn.Module, mesh, mixed_precision: str = "no") -> nn.Module:
-    """Shard `module` in place with FSDP2: each transformer block its own unit (its parameters
-    are gathered just for its forward/backward), then the root for the rest."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-    kwargs = {"mesh": mesh}
-    if mixed_precision == "bf16":
-        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for name in BLOCK_LISTS:
-        for block in getattr(module, name, None) or []:
-            fully_shard(block, **kwargs)
-    fully_shard(module, **kwargs)
-    return module
-
-
-def full_state_dict(module: nn.Module, sharded: bool) -> dict:
-    """The whole state dict on rank 0 (empty elsewhere under FSDP2); collective when sharded."""
-    if not sharded:
-        return module.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-
-
-class _FullState:
-    """Stands in for a sharded module where a method's `export` reads `state_dict()`."""
-
-    def __init__(self, state: dict):
-        self._state = state
-
-    def state_dict(self) -> dict:
-        return self._state
+    def to(self, device: torch.device) -> Method:
+        """Move frozen models and schedules to `device` (the trainer moves the trainables)."""
+        ...
+    def close(self) -> None:
+        """Release what the method holds on shared objects (forward hooks); called once at the end."""
+        ...
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """Tensors of a batch, also inside nested dicts (the conditioning), moved to `device`."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else _to_device(v, device) if isinstance(v, dict) else v
+            for k, v in batch.items()}
 
 
 def _step_rng(seed: int, step: int, micro: int, rank: int) -> np.random.Generator:
@@ -137,7 +108,16 @@ def _step_rng(seed: int, step: int, micro: int, rank: int) -> np.random.Generato
 
 def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Path, teacher: str | Path,
                  resume: bool = True, info: distributed.DistInfo | None = None) -> dict:
-    """Train `method` for `cfg.steps` optimiser steps (per phase) and export a pipeline to out/pipeline."""
+    """Train `method` for `cfg.steps` optimiser steps (per phase) and export a pipeline to out/pipeline.
+    The method is closed at the end (its hooks removed), also when training fails."""
+    try:
+        return _train(method, cfg, full_config, out, teacher, resume, info)
+    finally:
+        method.close()
+
+
+def _train(method: Method, cfg: TrainerConfig, full_config, out: str | Path, teacher: str | Path,
+           resume: bool, info: distributed.DistInfo | None) -> dict:
     cfg.validate()
     info = info or distributed.setup()
     out = Path(out)
@@ -145,8 +125,7 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(full_config, out / "config.yaml")
-    if hasattr(method, "to"):  # frozen parts (teacher, guide) and schedules go to the device too
-        method.to(info.device)
+    method.to(info.device)  # frozen parts (teacher, guide) and schedules go to the device too
     modules = method.trainable()
     for m in modules.values():
         m.to(info.device)
@@ -172,7 +151,7 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
         if state.get("method") != method.name:
             raise ValueError(f"checkpoint {str(ckpt_path)!r} is from method {state.get('method')!r}, "
                              f"not {method.name!r}; use a new --out folder.")
-        _load_states(state, modules, optimizers, method, sharded)
+        load_states(state, modules, optimizers, method.phase_modules, sharded)
         set_rng_state(state["rng"])
         start = state["step"]
         metrics.truncate(lambda r: r.get("step", 0) <= start)
@@ -182,10 +161,10 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     def save(step: int) -> None:
         # under FSDP2 every rank takes part in gathering; rank 0 alone writes
         module_states = {k: full_state_dict(m, sharded) for k, m in modules.items()}
-        optimizer_states = _optimizer_states(optimizers, modules, method, sharded)
+        optimizer_state = optimizer_states(optimizers, modules, method.phase_modules, sharded)
         if info.is_main:
             save_checkpoint(ckpt_path, method=method.name, step=step, modules=module_states,
-                            optimizers=optimizer_states, config=to_dict(full_config))
+                            optimizers=optimizer_state, config=to_dict(full_config))
         distributed.barrier(info)
 
     bar = tqdm(total=cfg.steps, initial=start, desc=f"distill {method.name}", disable=not info.is_main,
@@ -232,7 +211,7 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     summary = {"method": method.name, "steps": cfg.steps, "resumed_from": start, "final": last,
                "seconds": time.perf_counter() - t0, "world_size": info.world_size, "parallel": cfg.parallel}
     if sharded:  # gathered on every rank, used on rank 0
-        modules = {k: _FullState(full_state_dict(m, True)) for k, m in modules.items()}
+        modules = {k: FullState(full_state_dict(m, True)) for k, m in modules.items()}
     if info.is_main:
         from diffusers import DiffusionPipeline
 
@@ -248,41 +227,3 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
                                                            indent=2, default=str))
     distributed.barrier(info)
     return summary
-
-
-
-def _optimizer_states(optimizers: dict, modules: dict, method: Method, sharded: bool) -> dict:
-    if not sharded:
-        return {k: o.state_dict() for k, o in optimizers.items()}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return {phase: get_optimizer_state_dict(_phase_model(modules, method, phase), opt, options=options)
-            for phase, opt in optimizers.items()}
-
-
-def _phase_model(modules: dict, method: Method, phase: str) -> nn.Module:
-    names = method.phase_modules(phase)
-    return modules[names[0]] if len(names) == 1 else nn.ModuleList([modules[n] for n in names])
-
-
-def _load_states(state: dict, modules: dict, optimizers: dict, method: Method, sharded: bool) -> None:
-    if not sharded:
-        for name, module in modules.items():
-            module.load_state_dict(state["modules"][name])
-        for phase, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][phase])
-        return
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        set_model_state_dict,
-        set_optimizer_state_dict,
-    )
-
-    # every rank read the same full checkpoint; each keeps its own shard
-    options = StateDictOptions(full_state_dict=True)
-    for name, module in modules.items():
-        set_model_state_dict(module, state["modules"][name], options=options)
-    for phase, opt in optimizers.items():
-        set_optimizer_state_dict(_phase_model(modules, method, phase), opt,
-                                 optim_state_dict=state["optimizers"][phase], options=options)

@@ -32,9 +32,8 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     import shutil
 
     import torch
-    from diffusers import WanTransformer3DModel
 
-    from accvideo.generation import latent_shape, resolve_sampling
+    from accvideo.generation import encode, latent_shape, resolve_sampling
     from accvideo.models.registry import load_model
     from accvideo.synvid import load_prompts
     from accvideo.training.methods.gpd import GPDStage
@@ -46,14 +45,17 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     cfg.trainer.validate()
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
-    model = load_model(teacher)
-    spec = resolve_sampling(model, guidance_scale=cfg.method.guidance_scale, shift=cfg.method.shift)
-    guidance, shift, max_len = spec.guidance_scale, spec.shift, spec.max_sequence_length
+    # our own copy: the trainer moves the guide to its device, and the app's cached one stays put
+    model = load_model(teacher, cached=False)
+    spec = resolve_sampling(model, guidance_scale=cfg.method.guidance_scale, shift=cfg.method.shift,
+                            negative_prompt="")
+    guidance, shift = spec.guidance_scale, spec.shift
     prompts = load_prompts(cfg.method.prompts)
     with torch.no_grad():
-        text = model.pipe.encode_prompt(prompts, do_classifier_free_guidance=False, max_sequence_length=max_len)[0]
-        empty = model.pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=max_len)[0][0]
+        # the prompts' rows, and under guidance the empty prompt's (the guide's unconditional branch)
+        conditioning = encode(model, prompts, spec)
     shape = latent_shape(model.pipe, spec.num_frames, spec.height, spec.width)[1:]
+    transformer_class = type(model.transformer)
     plan = {"stages": [{"stage": k, "student_steps": n} for k, n in enumerate(cfg.method.schedule, 1)],
             "guidance_baked_in": guidance, "shift": shift, "prompts": len(prompts)}
     if dry_run:
@@ -68,11 +70,12 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
             stage_dir = out / "stages" / f"stage-{k}"
             done = stage_dir / "pipeline" / "model_index.json"
             if done.exists():
-                student = WanTransformer3DModel.from_pretrained(stage_dir / "pipeline" / "transformer")
+                student = transformer_class.from_pretrained(stage_dir / "pipeline" / "transformer")
                 summaries.append({"stage": k, "student_steps": n, "loaded": True})
             else:
                 torch.manual_seed(cfg.trainer.seed + k)
-                method = GPDStage(cfg.method, k, guide, guide, guide_steps, guide_guidance, text, empty, shape, shift)
+                method = GPDStage(cfg.method, k, guide, guide, guide_steps, guide_guidance, conditioning.cond,
+                                  conditioning.uncond, shape, shift, spec.embedded_guidance_scale)
                 stage_cfg.seed = cfg.trainer.seed + k
                 if cfg.method.stage_steps:
                     stage_cfg.steps = cfg.method.stage_steps[k - 1]
@@ -82,7 +85,7 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
                 if cfg.trainer.parallel == "fsdp2" and info.distributed:
                     # the sharded student cannot guide the next stage as is: read back the
                     # full weights the stage exported (every rank, after the trainer's barrier)
-                    student = WanTransformer3DModel.from_pretrained(stage_dir / "pipeline" / "transformer")
+                    student = transformer_class.from_pretrained(stage_dir / "pipeline" / "transformer")
             # the next stage is guided by this one and starts from its weights
             guide, guide_steps, guide_guidance = student.eval().requires_grad_(False), n, 1.0
         if info.is_main:
@@ -110,11 +113,13 @@ def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistil
 
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
-    pipe = load_model(teacher)
+    # our own copy: the method hooks the teacher and the trainer moves it; the app's cached one stays put
+    model = load_model(teacher, cached=False)
     data = load_key_states(synvid, cfg.method.num_key_steps)
     torch.manual_seed(cfg.trainer.seed)
-    method = AccVideoMethod(cfg.method, pipe.transformer, data)
+    method = AccVideoMethod(cfg.method, model.transformer, data)
     if dry_run:
+        method.close()
         return {"dry_run": True, "samples": len(data["latents"]), "key_steps": method.keys,
                 "key_sigmas": [round(float(s), 4) for s in method.key_sigmas],
                 "phases": method.all_phases, "trainable": {k: sum(p.numel() for p in m.parameters())

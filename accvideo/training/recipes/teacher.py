@@ -28,7 +28,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
+from accvideo.core.path import interpolate, velocity_target
 from accvideo.core.schedules import shift_sigmas
+from accvideo.models.families import family_of
 from accvideo.models.registry import SAMPLING_FILE
 from accvideo.models.tiny import TinyConfig, build_pipeline
 from accvideo.models.vae import decode_unclamped, normalize_latents
@@ -139,10 +141,10 @@ class FlowMatchingLoss(nn.Module):
 
     def forward(self, x_0: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor):
         """x_0, eps: (B, C, T, H, W); sigma: (B,); text: (B, L, D)."""
-        s = sigma.view(-1, 1, 1, 1, 1)
-        x_sigma = (1 - s) * x_0 + s * eps
-        v = self.transformer(x_sigma, timestep=sigma * 1000, encoder_hidden_states=text, return_dict=False)[0]
-        loss = F.mse_loss(v.float(), (eps - x_0).float())
+        x_sigma = interpolate(x_0, eps, sigma)
+        v = family_of(self.transformer).transformer_call(self.transformer, x_sigma, sigma,
+                                                         {"encoder_hidden_states": text})
+        loss = F.mse_loss(v.float(), velocity_target(x_0, eps).float())
         return loss, {}
 
 
