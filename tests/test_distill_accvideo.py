@@ -10,7 +10,7 @@ from accvideo.core.schedules import key_steps
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
-from accvideo.training.recipes.distill import AccVideoDistillConfig
+from accvideo.training.recipes.accvideo import AccVideoDistillConfig
 from accvideo.training.trainer import TrainerConfig, run_training
 
 NUM_STEPS, M = 6, 3
@@ -206,7 +206,7 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
 
 def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, monkeypatch):
     import accvideo.training.trainer as trainer_module
-    from accvideo.training.recipes.distill import run_accvideo
+    from accvideo.training.recipes.accvideo import run_accvideo
     from accvideo.util.config import apply_overrides
 
     cfg = apply_overrides(AccVideoDistillConfig(), CLI_FAST)

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import accvideo.training.methods.gpd as gpd
+import accvideo.training.recipes.gpd as gpd_recipe
 import accvideo.training.trainer as trainer
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
-from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.util.config import apply_overrides
 
 
@@ -89,7 +90,7 @@ def test_stage_handover_and_final_pipeline(tiny_pipeline_dir, tmp_path, monkeypa
             inits[stage] = {k: v.clone() for k, v in student_init.state_dict().items()}
             super().__init__(cfg, stage, student_init, *args, **kwargs)
 
-    monkeypatch.setattr(gpd, "GPDStage", Recording)
+    monkeypatch.setattr(gpd_recipe, "GPDStage", Recording)
     cfg = apply_overrides(GPDDistillConfig(), FAST)
     summary = run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
     assert [s["student_steps"] for s in summary["stage_runs"]] == [2, 1]
