@@ -213,10 +213,10 @@ def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_p
     run_accvideo(str(tiny_pipeline_dir), str(synvid_dir), tmp_path / "straight", cfg)
     original = trainer_module._step_rng
 
-    def crash(seed, step, micro, rank):
+    def crash(seed, step, micro, rank, stream=None):
         if step == 3:
             raise KeyboardInterrupt("simulated kill")
-        return original(seed, step, micro, rank)
+        return original(seed, step, micro, rank, stream)
 
     monkeypatch.setattr(trainer_module, "_step_rng", crash)
     with pytest.raises(KeyboardInterrupt):

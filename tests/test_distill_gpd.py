@@ -108,10 +108,10 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
     cfg = apply_overrides(GPDDistillConfig(), FAST + ["trainer.steps=3"])
     original = trainer._step_rng
 
-    def crash(seed, step, micro, rank):
+    def crash(seed, step, micro, rank, stream=None):
         if seed == cfg.trainer.seed + 2 and step == 2:  # stage 2, third step
             raise KeyboardInterrupt("simulated kill")
-        return original(seed, step, micro, rank)
+        return original(seed, step, micro, rank, stream)
 
     monkeypatch.setattr(trainer, "_step_rng", crash)
     with pytest.raises(KeyboardInterrupt):

@@ -135,6 +135,7 @@ class AccVideoMethod:
     teacher (frozen feature extractor)."""
 
     name = "accvideo"
+    rng_stream = None
     all_phases = ["discriminator", "student"]
 
     def __init__(self, cfg: AccVideoConfig, teacher_transformer: nn.Module, data: dict):

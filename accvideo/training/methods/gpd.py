@@ -98,6 +98,7 @@ class GPDStage:
     """One GPD stage as a trainer method: roles student (trainable) and guide (frozen)."""
 
     name = "gpd"
+    rng_stream = None
     all_phases = ["student"]
 
     def __init__(self, cfg: GPDConfig, stage: int, student_init: nn.Module, guide: nn.Module, guide_steps: int,
