@@ -195,7 +195,8 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
     done = _cli(base + ["--out", str(tmp_path / "dry"), "--dry-run"] + _sets(CLI_FAST))
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["key_steps"] == [0, 2, 4, 6]
-    done = _cli(base + ["--out", str(tmp_path / "ddp")] + _sets(CLI_FAST), torchrun=True)
+    # two micro-batches per step: the first accumulates under DDP no_sync, the second all-reduces
+    done = _cli(base + ["--out", str(tmp_path / "ddp")] + _sets(CLI_FAST + ["trainer.grad_accum=2"]), torchrun=True)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 4

@@ -265,7 +265,7 @@ def _phase_step(method: Method, phase: str, step: int, factor: float, cfg: Train
                 loss, extra = method.loss(phase, batch, wrapped, step)
             # before backward: a non-finite loss must not reach the weights (nor the EMA)
             if not torch.isfinite(loss):
-                raise RuntimeError(f"{phase} loss became {float(loss)} at step {step}; lower the learning rate.")
+                raise RuntimeError(f"{phase} loss became {loss.item()} at step {step}; lower the learning rate.")
             (loss / cfg.grad_accum).backward()
         total += loss.item() / cfg.grad_accum
         for k, v in extra.items():
