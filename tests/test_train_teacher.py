@@ -75,6 +75,35 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
         assert torch.allclose(a["hooks"]["ema"][key], b["hooks"]["ema"][key], atol=1e-6), key
 
 
+def test_checkpoint_of_the_old_teacher_loop_resumes(tmp_path, monkeypatch):
+    """A run killed under the teacher's own loop (checkpoint {model, optimizer, ema}) resumes."""
+    teacher.train_teacher(fast_config(), tmp_path / "straight")
+    original = trainer._step_rng
+
+    def crash_at_step_3(seed, step, micro, rank, stream=None):
+        if stream == 2 and step == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return original(seed, step, micro, rank, stream)
+
+    monkeypatch.setattr(trainer, "_step_rng", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        teacher.train_teacher(fast_config(), tmp_path / "old")
+    monkeypatch.setattr(trainer, "_step_rng", original)
+    path = tmp_path / "old" / "checkpoints" / "transformer.pt"
+    new = load_checkpoint(path)
+    old = {"model": {f"transformer.{k}": v for k, v in new["modules"]["transformer"].items()},
+           "optimizer": new["optimizers"]["transformer"], "ema": new["hooks"]["ema"], "step": new["step"],
+           "rng": new["rng"], "config": new["config"]}
+    torch.save(old, path)
+    summary = teacher.train_teacher(fast_config(), tmp_path / "old")
+    assert summary["transformer"]["resumed_from"] == 2
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "transformer.pt")
+    b = load_checkpoint(path)
+    for part, name in (("modules", "transformer"), ("hooks", "ema")):
+        for key in a[part][name]:
+            assert torch.allclose(a[part][name][key], b[part][name][key], atol=1e-6), key
+
+
 def test_corrupt_checkpoint_is_named(tmp_path):
     (tmp_path / "checkpoints").mkdir(parents=True)
     bad = tmp_path / "checkpoints" / "vae.pt"

@@ -154,8 +154,8 @@ class AccVideoMethod:
         self.latents = data["latents"].detach().clone()
         self.cond = {k: v.detach().clone() for k, v in conditioning_of(data).items()}
         if any(len(v) != len(self.latents) for v in self.cond.values()):
-            raise ValueError(f"SynVid conditioning must have one row per sample ({len(self.latents)}) but has "
-                             f"{ {k: len(v) for k, v in self.cond.items()} }.")
+            raise ValueError(f"`data['cond']` tensors must have one row per key-state sample ({len(self.latents)}) "
+                             f"but have { {k: len(v) for k, v in self.cond.items()} } rows.")
         if self.latents.shape[1] != cfg.num_key_steps + 1:
             raise ValueError(f"SynVid key states have {self.latents.shape[1]} steps per sample but "
                              f"`method.num_key_steps` + 1 = {cfg.num_key_steps + 1}.")

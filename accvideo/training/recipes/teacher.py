@@ -29,6 +29,7 @@ from accvideo.models.families import family_of
 from accvideo.models.registry import SAMPLING_FILE
 from accvideo.models.tiny import TinyConfig, build_pipeline
 from accvideo.models.vae import normalize_latents
+from accvideo.training.checkpoint import load_checkpoint, save_checkpoint
 from accvideo.training.hooks import EMA
 from accvideo.training.methods.flow_matching import FlowMatchingMethod
 from accvideo.training.methods.vae import VAEMethod
@@ -115,6 +116,26 @@ def _encode_clips(vae, world: WorldConfig, num_clips: int, seed: int, split: str
     return torch.cat(latents), prompts
 
 
+def _upgrade_checkpoint(path: Path, stage: str) -> None:
+    """Rewrite a checkpoint of the teacher's own loop (before it ran in the trainer loop) in the
+    loop's format, so a run killed then still resumes: {model, optimizer, ema} of the stage's
+    loss module become {modules, optimizers, hooks} of its method. Rank 0 only; a no-op for
+    a checkpoint already in the loop's format, or none."""
+    if not path.exists():
+        return
+    state = load_checkpoint(path)
+    if "model" not in state:
+        return
+    if stage == "vae":  # the loss module (VAELoss, keys "vae.*") is the trainable itself
+        method, modules, hooks = "vae", {"vae": state["model"]}, {}
+    else:  # FlowMatchingLoss held the transformer as "transformer.*"
+        weights = {k.removeprefix("transformer."): v for k, v in state["model"].items()}
+        method, modules, hooks = "flow_matching", {"transformer": weights}, {"ema": state["ema"]}
+    save_checkpoint(path, method=method, step=state["step"], modules=modules,
+                    optimizers={stage: state["optimizer"]}, hooks=hooks, config=state["config"], rng=state["rng"])
+    log.info("%s: upgraded %s to the trainer loop's checkpoint format", stage, path)
+
+
 def _stage_trainer(cfg: TeacherTrainConfig, steps: int, batch_size: int, lr: float, warmup_steps: int,
                    weight_decay: float, grad_clip: float) -> TrainerConfig:
     """One stage's loop settings: the stage's own, plus the run's seed, logging and checkpoints."""
@@ -160,6 +181,9 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
             method = VAEMethod(pipe.vae, WorldConfig(num_frames=v.num_frames), cfg.split, v.kl_weight,
                                v.foreground_weight)
             torch.manual_seed(cfg.seed + info.rank)
+            if resume and info.is_main:
+                _upgrade_checkpoint(out / "checkpoints" / "vae.pt", "vae")
+            distributed.barrier(info)
             summary["vae"] = run_training(method, _stage_trainer(cfg, v.steps, v.batch_size, v.lr, v.warmup_steps,
                                                                  0.0, 1.0), cfg, out, resume=resume, info=info,
                                           stage="vae")
@@ -196,6 +220,9 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         method = FlowMatchingMethod(pipe.transformer, x_all, cond, prompt_index, len(unique), cfg.sampling.shift,
                                     t.caption_dropout)
         ema = EMA("transformer", t.ema_decay)
+        if resume and info.is_main:
+            _upgrade_checkpoint(out / "checkpoints" / "transformer.pt", "transformer")
+        distributed.barrier(info)
         summary["transformer"] = run_training(
             method, _stage_trainer(cfg, t.steps, t.batch_size, t.lr, t.warmup_steps, t.weight_decay, t.grad_clip),
             cfg, out, resume=resume, info=info, stage="transformer", hooks=[ema])
