@@ -1,10 +1,10 @@
-"""The training side is family-generic: a tiny HunyuanVideo student distils with AccVideo and GPD.
+"""The training side is family-generic: a tiny HunyuanVideo student distils: SynVid, then
+AccVideo on its key states, then GPD.
 
 HunyuanVideo differs from Wan in everything a trainer used to spell out: two text encoders
 (token states, attention mask, pooled vector), an embedded guidance scale passed to every
-call, and two block stacks. Each method here runs a few real steps through the one loop and
-exports a pipeline that `generate` samples at the student's own step count. AccVideo's key
-states are made in memory from `generate(..., return_trajectory=True)`, as SynVid stores them.
+call, and two block stacks. Each method runs a few real steps through the one loop and
+exports a pipeline that `generate` samples at the student's own step count.
 """
 
 import json
@@ -12,10 +12,11 @@ import json
 import pytest
 import torch
 
-from accvideo.core.schedules import key_steps
-from accvideo.generation import encode, generate, resolve_sampling
+from accvideo.generation import generate
 from accvideo.models.registry import SAMPLING_FILE, load_model
 from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from accvideo.synvid import SynVidConfig, generate_synvid
+from accvideo.training.data import load_key_states
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
 from accvideo.training.parallel import transformer_blocks
 from accvideo.training.recipes.accvideo import AccVideoDistillConfig
@@ -39,19 +40,22 @@ def _differs(a: dict, b: dict) -> bool:
     return any(not torch.equal(a[k], b[k]) for k in a)
 
 
-def test_accvideo_distils_a_hunyuan_student(hunyuan_dir, tmp_path):
-    teacher = load_model(hunyuan_dir, cached=False)
-    spec = resolve_sampling(teacher, num_steps=NUM_STEPS)
-    assert spec.embedded_guidance_scale == 6.0 and not spec.use_cfg
-    latents = []
-    for seed, prompt in enumerate(PROMPTS):
-        r = generate(teacher, prompt, seed=seed, spec=spec, return_trajectory=True, decode_video=False)
-        latents.append(r.trajectory[key_steps(NUM_STEPS, M), 0])
-    with torch.no_grad():
-        cond = encode(teacher, PROMPTS, spec).cond
-    assert set(cond) == {"encoder_hidden_states", "encoder_attention_mask", "pooled_projections"}
-    data = {"latents": torch.stack(latents), "cond": cond, "sigmas": r.sigmas, "num_steps": NUM_STEPS,
-            "prompts": PROMPTS, "embedded_guidance_scale": spec.embedded_guidance_scale}
+@pytest.fixture(scope="module")
+def hunyuan_synvid(hunyuan_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("hy-synvid")
+    prompts = root / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    cfg = SynVidConfig(teacher=str(hunyuan_dir), prompts=str(prompts), num_steps=NUM_STEPS, shard_size=2,
+                       store="all")
+    assert generate_synvid(cfg, root / "data", progress=False).complete
+    return root / "data"
+
+
+def test_synvid_then_accvideo_distils_a_hunyuan_student(hunyuan_dir, hunyuan_synvid, tmp_path):
+    teacher = load_model(hunyuan_dir, cached=False)  # as run_accvideo loads it: a copy the method may hook
+    data = load_key_states(hunyuan_synvid, M)
+    assert data["family"] == "hunyuan" and data["embedded_guidance_scale"] == 6.0
+    assert set(data["cond"]) == {"encoder_hidden_states", "encoder_attention_mask", "pooled_projections"}
     method = AccVideoMethod(AccVideoConfig(num_key_steps=M, adv_start=1), teacher.transformer, data)
     assert method.features.blocks == (0, 1)  # one dual-stream and one single-stream block
     before = {k: v.clone() for k, v in method.student.state_dict().items()}
