@@ -127,6 +127,9 @@ def test_training_exports_a_student_pipeline_that_reloads_identically(tiny_pipel
     assert "discriminator/loss" not in lines[0] and "discriminator/loss" in lines[1]
     sampling = json.loads((tmp_path / "pipeline" / "accvideo_sampling.json").read_text())
     assert sampling["num_steps"] == M and sampling["guidance_scale"] == 1.0
+    # the exported weights are hashed, so a corrupted copy is refused on load
+    hashes = json.loads((tmp_path / "pipeline" / "sha256.json").read_text())
+    assert "transformer/diffusion_pytorch_model.safetensors" in hashes
     assert sampling["sigmas"] == pytest.approx([float(s) for s in method.key_sigmas])
     student = load_model(tmp_path / "pipeline")
     result = generate(student, "a red circle moving left", seed=0)

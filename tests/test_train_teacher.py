@@ -46,6 +46,8 @@ def test_training_run_writes_pipeline_checkpoints_and_metrics(tmp_path):
     vae_cfg = json.loads((tmp_path / "pipeline" / "vae" / "config.json").read_text())
     assert vae_cfg["latents_std"] != [1.0] * 16
     assert summary["transformer"]["resumed_from"] == 0
+    assert "transformer/diffusion_pytorch_model.safetensors" in json.loads(
+        (tmp_path / "pipeline" / "sha256.json").read_text())
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):

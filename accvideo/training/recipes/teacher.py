@@ -36,6 +36,7 @@ from accvideo.training.methods.vae import VAEMethod
 from accvideo.training.trainer import TrainerConfig, run_training
 from accvideo.util import distributed
 from accvideo.util.config import save_config, to_dict
+from accvideo.util.hashes import write_hashes
 from accvideo.util.io import atomic_write_bytes, atomic_write_text
 from accvideo.world import SPLITS, WorldConfig, make_batch
 
@@ -235,6 +236,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
                         "width": tiny.world.width, "num_frames": tiny.world.num_frames,
                         "max_sequence_length": tiny.max_sequence_length}
             atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(sampling, indent=2))
+            write_hashes(out / "pipeline")
             summary["wall_s"] = time.perf_counter() - t_start
             summary["num_params"] = {
                 "transformer": sum(p.numel() for p in ema.model.parameters()),
