@@ -183,10 +183,10 @@ def test_key_states_come_from_synvid(synvid_dir, key_data):
 
     data = load_key_states(synvid_dir, M)
     assert data["latents"].shape[:2] == (4, M + 1) and data["num_steps"] == NUM_STEPS
-    assert set(data) == {"latents", "cond", "text", "sigmas", "num_steps", "prompts", "embedded_guidance_scale",
+    assert set(data) == {"latents", "cond", "sigmas", "num_steps", "prompts", "embedded_guidance_scale",
                          "family", "config"}
-    assert set(data["cond"]) == {"encoder_hidden_states"} and data["text"] is data["cond"]["encoder_hidden_states"]
-    assert data["text"].shape[0] == 4 and data["embedded_guidance_scale"] is None and data["family"] == "wan"
+    assert set(data["cond"]) == {"encoder_hidden_states"} and data["cond"]["encoder_hidden_states"].shape[0] == 4
+    assert data["embedded_guidance_scale"] is None and data["family"] == "wan"
     # the first stored trajectory (prompt 0, seed 0) is the one generated in memory above
     assert torch.allclose(data["latents"][0], key_data["latents"][0], atol=1e-5)
     with pytest.raises(ValueError, match="num_key_steps"):

@@ -247,10 +247,8 @@ class AccVideoMethod:
 
 
 def conditioning_of(data: dict) -> dict[str, torch.Tensor]:
-    """The text conditioning of key-state data: `data["cond"]` ({name: (N, ...)}), or, from a
-    reader that predates it, `{"encoder_hidden_states": data["text"]}` (Wan's one tensor)."""
-    if "cond" in data:
-        return dict(data["cond"])
-    if "text" in data:
-        return {"encoder_hidden_states": data["text"]}
-    raise ValueError(f"key-state data must hold 'cond' (or 'text') but has keys {sorted(data)}.")
+    """The text conditioning of key-state data: `data["cond"]`, {name: (N, ...)}."""
+    if "cond" not in data:
+        raise ValueError(f"key-state data must hold 'cond' (the transformer's text keyword tensors) but has keys "
+                         f"{sorted(data)}.")
+    return dict(data["cond"])
