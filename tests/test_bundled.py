@@ -51,3 +51,20 @@ def test_bundled_students_faster_than_teacher_in_one_run():
     speedup = dict(zip(result.rows.model, result.rows.speedup))
     for name in STUDENTS:
         assert speedup[name] > 3, result.rows.to_string()  # measured ~10x; 3x leaves room for a busy CI box
+
+
+@pytest.mark.slow
+def test_bundled_videos_are_unchanged():
+    """The bundled models give the same videos for the same prompts and seeds as recorded in
+    tests/data/bundled_video_hashes.json (recorded at 3239a10, before the layout-v2 refactor).
+    Retraining the bundle rewrites that file: `python scripts/bundled_video_hashes.py --write`."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bundled_video_hashes.py"
+    spec = importlib.util.spec_from_file_location("bundled_video_hashes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    golden = json.loads(module.GOLDEN.read_text())
+    assert module.fingerprints() == golden
