@@ -12,6 +12,7 @@ from accvideo.distill.trainer import TrainerConfig, run_training
 from accvideo.inference import generate
 from accvideo.models.registry import load_pipeline
 from accvideo.schedules import key_steps
+from tests.helpers.ports import free_port
 
 NUM_STEPS, M = 6, 3
 
@@ -165,7 +166,7 @@ def _cli(args, env_extra=None, torchrun=False):
     import sys
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    head = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m",
+    head = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", "-m",
             "accvideo"] if torchrun else [sys.executable, "-m", "accvideo"]
     return subprocess.run(head + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 

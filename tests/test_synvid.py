@@ -15,6 +15,7 @@ import accvideo.data.synvid as synvid
 from accvideo.data.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
 from accvideo.inference import generate
 from accvideo.models.registry import load_pipeline
+from tests.helpers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = ["a red circle moving left", "a blue square moving up", "a green triangle moving down"]
@@ -230,7 +231,7 @@ def test_two_process_torchrun_equals_one_process(tiny_pipeline_dir, prompt_file,
     assert main([*args, "--out", str(tmp_path / "one")]) == 0  # the CLI, in this process
     out = capsys.readouterr().out
     assert "6 trajectories generated" in out and "MB per trajectory" in out and "on 1 process(es)" in out
-    two = _torchrun([*args, "--out", str(tmp_path / "two")], 2, 29533)
+    two = _torchrun([*args, "--out", str(tmp_path / "two")], 2, free_port())
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("synvid:") == 1 and "on 2 process(es)" in two.stdout  # rank 0 reports
     assert digests(tmp_path / "one") == digests(tmp_path / "two")  # byte-identical shards, manifest, config

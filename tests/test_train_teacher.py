@@ -12,6 +12,7 @@ import torch
 import accvideo.training.teacher as teacher
 from accvideo.config import apply_overrides
 from accvideo.training.checkpoint import load_checkpoint
+from tests.helpers.ports import free_port
 
 FAST = ["vae.steps=2", "vae.batch_size=2", "vae.stats_clips=8", "transformer.steps=4", "transformer.batch_size=4",
         "transformer.num_clips=16", "transformer.warmup_steps=1", "log_every=1", "checkpoint_every=2"]
@@ -98,7 +99,7 @@ def test_cli_dry_run_and_resume_never(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "accvideo", "train-teacher", "--out", str(tmp_path)]
     for item in FAST:
         cmd += ["--set", item]
