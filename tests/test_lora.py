@@ -10,7 +10,7 @@ import torch
 
 from accvideo.models.lora import LORA_FILE, REPORT_FILE, apply_lora, export_lora, lora_from_delta
 from accvideo.models.registry import SAMPLING_FILE
-from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 
 SIZE = {"num_frames": 9, "height": 32, "width": 32}
 

@@ -16,7 +16,7 @@ from accvideo.inference import generate, initial_noise
 from accvideo.models.families import PLAIN_PROMPT_TEMPLATE, family_of
 from accvideo.models.real import REAL_MODELS, model_status, real_defaults, resolve_real
 from accvideo.models.registry import SAMPLING_FILE, load_pipeline, resolve_model
-from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 
 PROMPT = "a red circle moving left"
 

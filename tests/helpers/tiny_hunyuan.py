@@ -1,4 +1,4 @@
-"""A tiny random-init `HunyuanVideoPipeline`, built offline from configs, for tests.
+"""A tiny random-init `HunyuanVideoPipeline`, built offline from configs, for tests only.
 
 The real classes at toy size: `HunyuanVideoTransformer3DModel` (guidance-embedded, like the
 released model), `AutoencoderKLHunyuanVideo` with the real compression (4 in time, 8 in
@@ -20,8 +20,8 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
-from .families import PLAIN_PROMPT_TEMPLATE
-from .tiny import build_tokenizer
+from accvideo.models.families import PLAIN_PROMPT_TEMPLATE
+from accvideo.models.tiny import build_tokenizer
 
 TRANSFORMER = dict(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=1,
                    num_single_layers=1, num_refiner_layers=1, patch_size=2, patch_size_t=1, text_embed_dim=16,
