@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -210,3 +212,22 @@ def test_bad_parameters_raise_value_errors(values, message):
 def test_cli_reports_bad_parameters(capsys):
     assert main(["--current-M", "-1", "--json"]) == 2
     assert "`M` must be >= 0" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def test_toy_reaches_the_package_only_through_toy_core():
+    """The toy uses the package's flow-matching core and nothing else of it, all through one module."""
+    toy_dir = Path(__file__).resolve().parents[1] / "toy"
+    reached = {}
+    for path in sorted(toy_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] == "accvideo":
+                    reached.setdefault(path.relative_to(toy_dir).as_posix(), set()).add(name)
+    assert set(reached) == {"core.py"}, reached
+    assert all(name.split(".")[1] in {"core", "sampling", "schedules"} for name in reached["core.py"])
