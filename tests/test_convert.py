@@ -161,6 +161,7 @@ def test_convert_checkpoint_file_to_folder(family, tmp_path):
         assert torch.equal(reference(**inputs())[0], loaded(**inputs())[0])
 
 
+@pytest.mark.slow
 def test_convert_cli(tmp_path):
     torch.manual_seed(0)
     model = _randomise(WanTransformer3DModel(**WAN_TINY))

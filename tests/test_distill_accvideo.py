@@ -186,6 +186,7 @@ def test_key_states_come_from_synvid(synvid_dir, key_data):
         load_key_states(synvid_dir, NUM_STEPS + 1)
 
 
+@pytest.mark.slow
 def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
     base = ["distill", "accvideo", "--teacher", str(tiny_pipeline_dir), "--synvid", str(synvid_dir)]
     done = _cli(base + ["--out", str(tmp_path / "dry"), "--dry-run"] + _sets(CLI_FAST))
@@ -200,6 +201,7 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
     assert (tmp_path / "ddp" / "pipeline" / "accvideo_sampling.json").exists()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, monkeypatch):
     import accvideo.distill.trainer as trainer_module
     from accvideo.config import apply_overrides

@@ -46,6 +46,7 @@ def test_training_run_writes_pipeline_checkpoints_and_metrics(tmp_path):
     assert summary["transformer"]["resumed_from"] == 0
 
 
+@pytest.mark.slow
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
     teacher.train_teacher(fast_config(), tmp_path / "straight")
 
@@ -84,6 +85,7 @@ def test_bad_config_is_named():
         teacher.train_teacher(fast_config("vae.num_frames=6"), "/nonexistent")
 
 
+@pytest.mark.slow
 def test_cli_dry_run_and_resume_never(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "accvideo", "train-teacher", "--out", str(tmp_path), "--dry-run"]

@@ -98,6 +98,7 @@ def test_job_view_of_unknown_and_empty(manager):
         ui._errors(manager.stop)("../ghost")
 
 
+@pytest.mark.slow
 def test_toy_update_and_bad_value():
     figures, summary = ui.toy_update(0.5, False, -1.0, 1.0, 400)
     assert set(figures) == {"trajectories", "distribution_matching", "useless_vs_M", "student_results"}
