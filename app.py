@@ -22,13 +22,14 @@ def main() -> None:
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args()
 
-    from accvideo.models.registry import load_pipeline
-    from accvideo.ui import available_students, build_app
+    from accvideo.app.layout import build_app
+    from accvideo.app.services.models import available_students
+    from accvideo.models.registry import load_model
     from toy.api import warm_up
 
-    load_pipeline(args.model)  # load once at start: a missing model fails here, with its fix
+    load_model(args.model)  # load once at start: a missing model fails here, with its fix
     for ref in available_students().values():
-        load_pipeline(ref)
+        load_model(ref)
     threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
     build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue).launch(
         server_name=args.host, server_port=args.port, share=args.share)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from accvideo.ui import build_app
+from accvideo.app.layout import build_app
 from tests.helpers.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -98,7 +98,7 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.locator("#gpd-name textarea, #gpd-name input").first.fill("gpd-browser")
     page.locator("#gpd-schedule textarea, #gpd-schedule input").first.fill("48,24")
     page.locator("#gpd-steps input").first.fill("2")
-    page.locator("#gpd-batch input").first.fill("2")
+    page.locator("#gpd-batch-size input").first.fill("2")
     page.locator("button", has_text="Launch GPD").click()
     page.wait_for_function("() => document.querySelector('#job-command textarea').value.includes('distill gpd')")
     command = page.locator("#job-command textarea").input_value()

@@ -2,8 +2,10 @@ import json
 
 from PIL import Image
 
-from accvideo.bundle import GRID_PROMPTS, bundle_run
-from accvideo.models.registry import load_pipeline
+from accvideo.eval.grid import GRID_PROMPTS
+from accvideo.experiments.bundle import bundle_run
+from accvideo.models.registry import load_model
+from accvideo.util.hashes import verify_hashes
 
 
 def test_bundle_copies_pipeline_with_provenance_and_grid(tiny_pipeline_dir, tmp_path):
@@ -22,9 +24,10 @@ def test_bundle_copies_pipeline_with_provenance_and_grid(tiny_pipeline_dir, tmp_
     assert provenance["wall_s"] == 12.5 and provenance["final_losses"] == {"transformer": 0.5}
     grid = Image.open(dest / "samples.png")
     assert grid.height >= len(GRID_PROMPTS) * 32 * 4
-    pipe = load_pipeline(dest)
-    assert pipe.accvideo_sampling["num_steps"] == 4
+    pipe = load_model(dest)
+    assert pipe.sampling["num_steps"] == 4
     assert json.loads((dest / "training_summary.json").read_text())["wall_s"] == 12.5
+    assert verify_hashes(dest) == 3  # transformer, VAE and text encoder weights, recorded at bundling
 
 
 def test_grid_cli_puts_models_side_by_side(tiny_pipeline_dir, tmp_path):

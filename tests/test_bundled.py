@@ -9,18 +9,18 @@ import pytest
 
 from accvideo.eval.bench import run_speed_bench
 from accvideo.eval.procbench import benchmark_prompts, generate_videos, score_videos
-from accvideo.models.registry import BUNDLED, load_pipeline
+from accvideo.models.registry import BUNDLED, load_model
 
 STUDENTS = [name for name in ("tiny-accvideo", "tiny-gpd") if name in BUNDLED]
 
 
 @pytest.fixture(scope="module")
 def teacher():
-    return load_pipeline("tiny-teacher")
+    return load_model("tiny-teacher")
 
 
 def test_bundled_teacher_defaults(teacher):
-    defaults = teacher.accvideo_sampling
+    defaults = teacher.sampling
     assert defaults["num_steps"] == 50 and defaults["guidance_scale"] > 1
     assert (defaults["height"], defaults["width"], defaults["num_frames"]) == (32, 32, 9)
 
@@ -41,8 +41,8 @@ def test_bundled_teacher_quality_floor(teacher):
 
 @pytest.mark.parametrize("name", STUDENTS)
 def test_bundled_student_quality_floor(name):
-    student = load_pipeline(name)
-    defaults = student.accvideo_sampling
+    student = load_model(name)
+    defaults = student.sampling
     assert defaults["role"] == "student" and defaults["guidance_scale"] == 1.0
     _floor(student, defaults["num_steps"])  # one call per step: guidance is distilled in
 

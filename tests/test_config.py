@@ -1,7 +1,7 @@
 import pytest
 
-from accvideo.config import apply_overrides, load_config
-from accvideo.training.teacher import TeacherTrainConfig
+from accvideo.training.recipes.teacher import TeacherTrainConfig
+from accvideo.util.config import apply_overrides, load_config
 
 
 def test_overrides_are_typed():

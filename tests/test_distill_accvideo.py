@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from accvideo.distill.accvideo_method import AccVideoConfig, AccVideoMethod
-from accvideo.distill.cli import AccVideoDistillConfig
-from accvideo.distill.trainer import TrainerConfig, run_training
-from accvideo.inference import generate
-from accvideo.models.registry import load_pipeline
-from accvideo.schedules import key_steps
+from accvideo.core.schedules import key_steps
+from accvideo.generation import generate
+from accvideo.models.registry import load_model
+from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
+from accvideo.training.recipes.distill import AccVideoDistillConfig
+from accvideo.training.trainer import TrainerConfig, run_training
 from tests.helpers.ports import free_port
 
 NUM_STEPS, M = 6, 3
@@ -20,13 +20,13 @@ NUM_STEPS, M = 6, 3
 @pytest.fixture(scope="module")
 def key_data(tiny_pipeline_dir):
     """Key states of a few real teacher trajectories (what SynVid stores), built in memory."""
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     prompts = ["a red circle moving left", "a blue square moving up", "a green triangle moving down"]
     latents, texts = [], []
     for i, prompt in enumerate(prompts):
-        r = generate(pipe, prompt, seed=i, num_steps=NUM_STEPS, return_trajectory=True, decode=False)
+        r = generate(pipe, prompt, seed=i, num_steps=NUM_STEPS, return_trajectory=True, decode_video=False)
         latents.append(r.trajectory[key_steps(NUM_STEPS, M), 0])
-        texts.append(pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=8)[0][0])
+        texts.append(pipe.pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=8)[0][0])
     return {"latents": torch.stack(latents), "text": torch.stack(texts), "sigmas": r.sigmas,
             "num_steps": NUM_STEPS, "prompts": prompts}
 
@@ -46,7 +46,7 @@ def changed(before, module):
 
 
 def test_trajectory_loss_matches_hand_computation(tiny_pipeline_dir, key_data):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data, lambda_adv=0.0)
     batch = method.batch(np.random.default_rng(0), 2)
     loss, extra = method.loss("student", batch, method.trainable(), step=0)
@@ -64,7 +64,7 @@ def test_trajectory_loss_matches_hand_computation(tiny_pipeline_dir, key_data):
 
 
 def test_student_starts_as_teacher_and_teacher_stays_frozen(tiny_pipeline_dir, key_data):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data)
     t, s = pipe.transformer.state_dict(), method.student.state_dict()
     assert all(torch.equal(t[k], s[k]) for k in t)
@@ -73,7 +73,7 @@ def test_student_starts_as_teacher_and_teacher_stays_frozen(tiny_pipeline_dir, k
 
 
 def test_one_step_of_each_loss_updates_in_turn(tiny_pipeline_dir, key_data, tmp_path):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data, lambda_adv=0.5)
     assert method.phases(0) == ["discriminator", "student"]
     heads, student = snapshot(method.heads), snapshot(method.student)
@@ -101,9 +101,9 @@ def test_one_step_of_each_loss_updates_in_turn(tiny_pipeline_dir, key_data, tmp_
 
 
 def test_adversarial_phase_waits_for_adv_start(tiny_pipeline_dir, key_data):
-    method = make_method(load_pipeline(tiny_pipeline_dir), key_data, adv_start=5)
+    method = make_method(load_model(tiny_pipeline_dir), key_data, adv_start=5)
     assert method.phases(4) == ["student"] and method.phases(5) == ["discriminator", "student"]
-    assert make_method(load_pipeline(tiny_pipeline_dir), key_data, lambda_adv=0.0).phases(99) == ["student"]
+    assert make_method(load_model(tiny_pipeline_dir), key_data, lambda_adv=0.0).phases(99) == ["student"]
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -113,11 +113,11 @@ def test_adversarial_phase_waits_for_adv_start(tiny_pipeline_dir, key_data):
 ])
 def test_bad_method_config_is_named(tiny_pipeline_dir, key_data, kw, match):
     with pytest.raises(ValueError, match=match):
-        make_method(load_pipeline(tiny_pipeline_dir), key_data, **kw)
+        make_method(load_model(tiny_pipeline_dir), key_data, **kw)
 
 
 def test_training_exports_a_student_pipeline_that_reloads_identically(tiny_pipeline_dir, key_data, tmp_path):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     method = make_method(pipe, key_data, lambda_adv=0.1, adv_start=1)
     cfg = TrainerConfig(steps=3, batch_size=2, log_every=1, checkpoint_every=2, warmup_steps=1, lr=1e-3)
     summary = run_training(method, cfg, AccVideoDistillConfig(trainer=cfg), tmp_path, tiny_pipeline_dir)
@@ -128,13 +128,13 @@ def test_training_exports_a_student_pipeline_that_reloads_identically(tiny_pipel
     sampling = json.loads((tmp_path / "pipeline" / "accvideo_sampling.json").read_text())
     assert sampling["num_steps"] == M and sampling["guidance_scale"] == 1.0
     assert sampling["sigmas"] == pytest.approx([float(s) for s in method.key_sigmas])
-    student = load_pipeline(tmp_path / "pipeline")
+    student = load_model(tmp_path / "pipeline")
     result = generate(student, "a red circle moving left", seed=0)
     assert result.num_steps == M and result.nfe == M  # no guidance: one call per step
     # the exported weights are the trained student's, and they reload bit for bit
     trained = method.student.state_dict()
     assert all(torch.equal(trained[k], v) for k, v in student.transformer.state_dict().items())
-    again = generate(load_pipeline(tmp_path / "pipeline"), "a red circle moving left", seed=0)
+    again = generate(load_model(tmp_path / "pipeline"), "a red circle moving left", seed=0)
     assert np.array_equal(result.video, again.video)
 
 
@@ -145,7 +145,7 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def synvid_dir(tiny_pipeline_dir, tmp_path_factory):
-    from accvideo.data.synvid import SynVidConfig, generate_synvid
+    from accvideo.synvid import SynVidConfig, generate_synvid
 
     root = tmp_path_factory.mktemp("synvid")
     prompts = root / "prompts.txt"
@@ -176,10 +176,14 @@ def _sets(items):
 
 
 def test_key_states_come_from_synvid(synvid_dir, key_data):
-    from accvideo.distill.data import load_key_states
+    from accvideo.training.data import load_key_states
 
     data = load_key_states(synvid_dir, M)
     assert data["latents"].shape[:2] == (4, M + 1) and data["num_steps"] == NUM_STEPS
+    assert set(data) == {"latents", "cond", "text", "sigmas", "num_steps", "prompts", "embedded_guidance_scale",
+                         "family", "config"}
+    assert set(data["cond"]) == {"encoder_hidden_states"} and data["text"] is data["cond"]["encoder_hidden_states"]
+    assert data["text"].shape[0] == 4 and data["embedded_guidance_scale"] is None and data["family"] == "wan"
     # the first stored trajectory (prompt 0, seed 0) is the one generated in memory above
     assert torch.allclose(data["latents"][0], key_data["latents"][0], atol=1e-5)
     with pytest.raises(ValueError, match="num_key_steps"):
@@ -203,9 +207,9 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, monkeypatch):
-    import accvideo.distill.trainer as trainer_module
-    from accvideo.config import apply_overrides
-    from accvideo.distill.cli import run_accvideo
+    import accvideo.training.trainer as trainer_module
+    from accvideo.training.recipes.distill import run_accvideo
+    from accvideo.util.config import apply_overrides
 
     cfg = apply_overrides(AccVideoDistillConfig(), CLI_FAST)
     run_accvideo(str(tiny_pipeline_dir), str(synvid_dir), tmp_path / "straight", cfg)
@@ -224,6 +228,6 @@ def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_p
     assert summary["resumed_from"] == 2 and summary["steps"] == 4
     log = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
-    a = load_pipeline(tmp_path / "straight" / "pipeline").transformer.state_dict()
-    b = load_pipeline(tmp_path / "killed" / "pipeline").transformer.state_dict()
+    a = load_model(tmp_path / "straight" / "pipeline").transformer.state_dict()
+    b = load_model(tmp_path / "killed" / "pipeline").transformer.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import accvideo.distill.gpd as gpd
-import accvideo.distill.trainer as trainer
-from accvideo.config import apply_overrides
-from accvideo.distill.cli import GPDDistillConfig, run_gpd
-from accvideo.inference import generate
-from accvideo.models.registry import load_pipeline
+import accvideo.training.methods.gpd as gpd
+import accvideo.training.trainer as trainer
+from accvideo.generation import generate
+from accvideo.models.registry import load_model
+from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+from accvideo.util.config import apply_overrides
 
 
 def test_frequency_weights_and_loss():
@@ -37,15 +37,15 @@ def test_bad_schedules_are_named(schedule, teacher_steps):
 
 def make_stage(pipe, stage=1, guide_steps=4, schedule=(2, 1), lambda_freq=0.5):
     cfg = gpd.GPDConfig(teacher_steps=4, schedule=schedule, lambda_freq=lambda_freq)
-    text, _ = pipe.encode_prompt(["a red circle moving left", "a blue square moving up"],
+    text, _ = pipe.pipe.encode_prompt(["a red circle moving left", "a blue square moving up"],
                                  do_classifier_free_guidance=False, max_sequence_length=8)
-    empty = pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=8)[0][0]
+    empty = pipe.pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=8)[0][0]
     return gpd.GPDStage(cfg, stage, pipe.transformer, pipe.transformer, guide_steps, 3.0, text.detach(),
                         empty.detach(), (16, 5, 8, 8), 3.0)
 
 
 def test_online_target_is_the_guides_small_steps(tiny_pipeline_dir):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     stage = make_stage(pipe)
     assert stage.span == 2 and len(stage.student_sigmas) == 3 and len(stage.guide_sigmas) == 5
     batch = stage.batch(np.random.default_rng(0), 2)
@@ -63,7 +63,7 @@ def test_online_target_is_the_guides_small_steps(tiny_pipeline_dir):
 
 
 def test_one_real_step_changes_parameters(tiny_pipeline_dir):
-    stage = make_stage(load_pipeline(tiny_pipeline_dir))
+    stage = make_stage(load_model(tiny_pipeline_dir))
     before = {k: v.clone() for k, v in stage.student.state_dict().items()}
     guide_before = {k: v.clone() for k, v in stage.guide.state_dict().items()}
     loss, extra = stage.loss("student", stage.batch(np.random.default_rng(1), 2), stage.trainable(), step=0)
@@ -92,13 +92,13 @@ def test_stage_handover_and_final_pipeline(tiny_pipeline_dir, tmp_path, monkeypa
     cfg = apply_overrides(GPDDistillConfig(), FAST)
     summary = run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
     assert [s["student_steps"] for s in summary["stage_runs"]] == [2, 1]
-    stage1 = load_pipeline(tmp_path / "stages" / "stage-1" / "pipeline").transformer.state_dict()
+    stage1 = load_model(tmp_path / "stages" / "stage-1" / "pipeline").transformer.state_dict()
     assert all(torch.equal(inits[2][k], stage1[k]) for k in stage1)  # stage 2 starts from stage 1
-    teacher = load_pipeline(tiny_pipeline_dir).transformer.state_dict()
+    teacher = load_model(tiny_pipeline_dir).transformer.state_dict()
     assert all(torch.equal(inits[1][k], teacher[k]) for k in teacher)  # stage 1 starts from the teacher
     sampling = json.loads((tmp_path / "pipeline" / "accvideo_sampling.json").read_text())
     assert sampling["num_steps"] == 1 and sampling["method"] == "gpd" and len(sampling["sigmas"]) == 2
-    result = generate(load_pipeline(tmp_path / "pipeline"), "a red circle moving left", seed=0)
+    result = generate(load_model(tmp_path / "pipeline"), "a red circle moving left", seed=0)
     assert result.nfe == 1
 
 
@@ -127,7 +127,7 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
 
 @pytest.mark.slow
 def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path):
-    from accvideo.ablation import run_gpd_ablation
+    from accvideo.experiments.ablation import run_gpd_ablation
 
     table = run_gpd_ablation(str(tiny_pipeline_dir), tmp_path, schedule=(4, 2, 1), stage_steps=(1, 1),
                              num_videos=2, overrides=["trainer.batch_size=2", "trainer.log_every=1"])

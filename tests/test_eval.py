@@ -9,18 +9,6 @@ import numpy as np
 import pytest
 
 from accvideo.cli import main
-from accvideo.data.procedural import (
-    ALL_COMBOS,
-    COLORS,
-    DIRECTIONS,
-    HELDOUT_COMBOS,
-    SHAPES,
-    TRAIN_COMBOS,
-    parse_prompt,
-    prompt_for,
-    render,
-    sample_spec,
-)
 from accvideo.eval import (
     CHANCE,
     benchmark_prompts,
@@ -39,7 +27,19 @@ from accvideo.eval import (
     video_features,
 )
 from accvideo.eval.metrics import PSNR_CAP
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import load_model
+from accvideo.world import (
+    ALL_COMBOS,
+    COLORS,
+    DIRECTIONS,
+    HELDOUT_COMBOS,
+    SHAPES,
+    TRAIN_COMBOS,
+    parse_prompt,
+    prompt_for,
+    render,
+    sample_spec,
+)
 
 NUM_CLIPS = 120
 # Accuracy of n = 120 independent guesses at chance p has std sqrt(p (1 - p) / n) <= 0.046;
@@ -243,7 +243,7 @@ def test_run_procbench_end_to_end(tiny_pipeline_dir):
     assert json.loads(json.dumps(result.to_dict()))["total"] == result.total
     with pytest.raises(ValueError, match="`steps`.*>= 1.*0"):
         run_procbench(tiny_pipeline_dir, num_steps=0, num_videos=1)
-    scores, rows = vae_roundtrip(load_pipeline(tiny_pipeline_dir).vae, "train", 2)
+    scores, rows = vae_roundtrip(load_model(tiny_pipeline_dir).vae, "train", 2)
     assert len(rows) == 2 and 0 <= scores["total"] <= 100 and "psnr" in scores
     with pytest.raises(ValueError, match="`model`.*'no-such-model'"):
         run_procbench("no-such-model", num_videos=1)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from accvideo.distill.trainer import TrainerConfig, shard_fsdp2
-from accvideo.models.registry import load_pipeline
+from accvideo.models.registry import load_model
+from accvideo.training.trainer import TrainerConfig, shard_fsdp2
 from tests.helpers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,11 +49,11 @@ def test_gpd_two_processes_fsdp2_gloo(tiny_pipeline_dir, tmp_path):
     assert [r["parallel"] for r in runs] == ["fsdp2", "fsdp2"] and runs[0]["world_size"] == 2
     # checkpoints hold the full, gathered student (not a rank's shard)
     state = torch.load(tmp_path / "run" / "stages" / "stage-2" / "checkpoints" / "last.pt", weights_only=False)
-    teacher = load_pipeline(tiny_pipeline_dir).transformer.state_dict()
+    teacher = load_model(tiny_pipeline_dir).transformer.state_dict()
     student = state["modules"]["student"]
     assert student.keys() == teacher.keys() and all(student[k].shape == teacher[k].shape for k in teacher)
     assert any(not torch.equal(student[k], teacher[k]) for k in teacher)  # it trained
-    exported = load_pipeline(tmp_path / "run" / "pipeline").transformer.state_dict()
+    exported = load_model(tmp_path / "run" / "pipeline").transformer.state_dict()
     assert all(torch.equal(exported[k], student[k]) for k in teacher)
     # resume: one more step per stage from the full checkpoints, resharded on load
     for stage in ("stage-1", "stage-2"):
@@ -76,7 +76,7 @@ def test_shard_fsdp2_units_on_cpu(tiny_pipeline_dir, tmp_path):
         pytest.skip("a process group is already initialised in this test process")
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
-        model = copy.deepcopy(load_pipeline(tiny_pipeline_dir).transformer)
+        model = copy.deepcopy(load_model(tiny_pipeline_dir).transformer)
         ref = copy.deepcopy(model)
         sharded = shard_fsdp2(model, init_device_mesh("cpu", (1,)))
         assert isinstance(sharded, FSDPModule) and all(isinstance(b, FSDPModule) for b in sharded.blocks)
@@ -91,8 +91,8 @@ def test_shard_fsdp2_units_on_cpu(tiny_pipeline_dir, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (one distillation step in bf16)")
 def test_one_gpd_step_on_cuda_bf16(tiny_pipeline_dir, tmp_path):
-    from accvideo.config import apply_overrides
-    from accvideo.distill.cli import GPDDistillConfig, run_gpd
+    from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+    from accvideo.util.config import apply_overrides
 
     cfg = apply_overrides(GPDDistillConfig(), [f for f in FAST if "parallel" not in f]
                           + ["trainer.steps=1", "trainer.mixed_precision=bf16"])

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from accvideo import jobs
+from accvideo.app import jobs
 
 TINY_GPD = dict(schedule="48,24", steps=2, batch_size=2)
 

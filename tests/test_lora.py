@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from accvideo.eval.lora import export_checked_lora
 from accvideo.models.lora import LORA_FILE, REPORT_FILE, apply_lora, export_lora, lora_from_delta
 from accvideo.models.registry import SAMPLING_FILE
 from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
@@ -21,7 +22,7 @@ def test_bundled_student_as_lora(rank, tmp_path):
     """Rank 128 is full rank for the tiny transformer (width 128): the LoRA plus the non-Linear
     part reproduces the student to float precision. Rank 16 leaves a stated error, still far
     closer to the student than the bare teacher (measured numbers in docs/GPU.md)."""
-    report = export_lora("tiny-accvideo", "tiny-teacher", tmp_path, rank=rank, check_size=SIZE)
+    report = export_checked_lora("tiny-accvideo", "tiny-teacher", tmp_path, rank=rank, check_size=SIZE)
     assert (tmp_path / LORA_FILE).is_file()
     assert json.loads((tmp_path / REPORT_FILE).read_text())["rank"] == rank
     teacher_error = report["sample_relative_error_teacher_without_lora"]
@@ -41,7 +42,7 @@ def test_plain_diffusers_loads_it(tmp_path):
 
     from accvideo.models.registry import resolve_model
 
-    export_lora("tiny-accvideo", "tiny-teacher", tmp_path, rank=8, check=False)
+    export_lora("tiny-accvideo", "tiny-teacher", tmp_path, rank=8)
     pipe = WanPipeline.from_pretrained(resolve_model("tiny-teacher"))
     pipe.load_lora_weights(str(tmp_path), weight_name=LORA_FILE)
     assert any("lora_A" in name for name, _ in pipe.transformer.named_parameters())
@@ -54,7 +55,7 @@ def test_hunyuan_lora_round_trip(tmp_path):
     for name, pipe in (("teacher", teacher), ("student", student)):
         pipe.save_pretrained(tmp_path / name)
         (tmp_path / name / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
-    report = export_lora(tmp_path / "student", tmp_path / "teacher", tmp_path / "lora", rank=64)
+    report = export_checked_lora(tmp_path / "student", tmp_path / "teacher", tmp_path / "lora", rank=64)
     assert report["linear_delta_relative_error"] < 1e-6 and report["sample_relative_error"] < 1e-4
     pipe = build_tiny_hunyuan(seed=0)
     apply_lora(pipe, tmp_path / "lora")

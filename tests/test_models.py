@@ -6,10 +6,11 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from accvideo.inference import generate, initial_noise, write_mp4
-from accvideo.models.registry import load_pipeline, resolve_model
+from accvideo.core.schedules import sigma_schedule
+from accvideo.generation import generate, initial_noise
+from accvideo.media import write_mp4
+from accvideo.models.registry import LoadedModel, load_model, resolve_model
 from accvideo.models.tiny import TinyConfig, build_pipeline, build_tokenizer
-from accvideo.schedules import sigma_schedule
 
 
 def test_tokenizer_round_trips(tmp_path):
@@ -33,8 +34,8 @@ def test_save_load_bit_identical(tiny_pipeline_dir, tmp_path):
         a, b = getattr(pipe, name).state_dict(), getattr(again, name).state_dict()
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a)
-    r1 = generate(pipe, "a red circle moving left", seed=1, num_steps=3, guidance_scale=2.0)
-    r2 = generate(again, "a red circle moving left", seed=1, num_steps=3, guidance_scale=2.0)
+    r1 = generate(LoadedModel(pipe), "a red circle moving left", seed=1, num_steps=3, guidance_scale=2.0)
+    r2 = generate(LoadedModel(again), "a red circle moving left", seed=1, num_steps=3, guidance_scale=2.0)
     assert np.array_equal(r1.video, r2.video)
 
 
@@ -43,8 +44,8 @@ def test_generate_matches_wan_pipeline(tiny_pipeline_dir):
     pipe = WanPipeline.from_pretrained(tiny_pipeline_dir)
     pipe.set_progress_bar_config(disable=True)
     steps, shift, guidance = 4, TinyConfig().shift, 3.0
-    ours = generate(pipe, "a blue square moving up", seed=5, num_steps=steps, guidance_scale=guidance, shift=shift,
-                    max_sequence_length=8)
+    ours = generate(LoadedModel(pipe), "a blue square moving up", seed=5, num_steps=steps, guidance_scale=guidance,
+                    shift=shift, max_sequence_length=8)
     original = pipe.scheduler.set_timesteps
     pipe.scheduler.set_timesteps = lambda n, device=None: original(
         sigmas=np.linspace(1.0, 0.0, n + 1)[:-1], device=device)
@@ -58,8 +59,8 @@ def test_generate_matches_wan_pipeline(tiny_pipeline_dir):
 
 
 def test_generate_defaults_and_trajectory(tiny_pipeline_dir):
-    pipe = load_pipeline(tiny_pipeline_dir)
-    assert load_pipeline(tiny_pipeline_dir) is pipe  # loaded once, cached
+    pipe = load_model(tiny_pipeline_dir)
+    assert load_model(tiny_pipeline_dir) is pipe  # loaded once, cached
     result = generate(pipe, "a green triangle moving down", seed=0, return_trajectory=True)
     assert result.num_steps == 4 and result.guidance_scale == 3.0  # from accvideo_sampling.json
     assert result.video.shape == (9, 32, 32, 3) and result.video.dtype == np.uint8
@@ -87,12 +88,19 @@ def test_write_mp4_is_playable(tmp_path):
     ({"num_steps": 0}, r"`num_steps` must be an integer >= 1 but is 0"),
     ({"prompt": "   "}, "`prompt` must be a non-empty string"),
     ({"prompt": ""}, "`prompt` must be a non-empty string"),
-    ({"seed": 1.5}, "`seed` must be an integer but is 1.5"),
+    ({"seed": 1.5}, r"`seed` must be an integer in \[0, 9223372036854775807\] but is 1.5"),
     ({"seed": "7"}, "`seed` must be an integer"),
+    ({"seed": 2**70}, r"`seed` must be an integer in \[0, 9223372036854775807\] but is 1180591620717411303424"),
+    ({"seed": -3}, r"`seed` must be an integer in .* but is -3"),
+    ({"num_frames": 2049}, r"`num_frames` must be at most 127 for this model \(its position embedding covers 64 "),
+    ({"width": 4096}, "`width` must be at most 512 for this model"),
+    ({"guidance_scale": float("nan")}, "`guidance_scale` must be a finite number >= 0 but is nan"),
+    ({"guidance_scale": float("inf")}, "`guidance_scale` must be a finite number >= 0 but is inf"),
+    ({"shift": 0.0}, "`shift` must be a finite number > 0 but is 0.0"),
     ({"guidance_scale": -1.0}, "guidance_scale"),
 ])
 def test_bad_generation_input_is_named(tiny_pipeline_dir, kwargs, match):
-    pipe = load_pipeline(tiny_pipeline_dir)
+    pipe = load_model(tiny_pipeline_dir)
     args = {"prompt": "a red circle moving left", "seed": 0, "num_steps": 2} | kwargs
     with pytest.raises(ValueError, match=match):
         generate(pipe, **args)
@@ -121,7 +129,7 @@ def test_damaged_model_folder_is_named(tiny_pipeline_dir, tmp_path, damage, matc
     shutil.copytree(tiny_pipeline_dir, folder)
     damage(folder)
     with pytest.raises(ValueError, match=match):
-        load_pipeline(folder)
+        load_model(folder)
 
 
 def test_truncated_weights_are_named(tiny_pipeline_dir, tmp_path):
@@ -130,7 +138,7 @@ def test_truncated_weights_are_named(tiny_pipeline_dir, tmp_path):
     weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(ValueError, match="vae"):
-        load_pipeline(folder)
+        load_model(folder)
 
 
 def test_build_is_deterministic():
@@ -138,3 +146,16 @@ def test_build_is_deterministic():
     sa, sb = a.transformer.state_dict(), b.transformer.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert json.dumps(a.vae.config["latents_std"]) == json.dumps([1.0] * 16)
+
+
+def test_generate_cli_checks_the_output_path_before_any_work(tmp_path, capsys, monkeypatch):
+    from accvideo.cli import main
+    from accvideo.models import registry
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr(registry, "load_model", no_loading)
+    assert main(["generate", "--prompt", "a red circle moving left", "--out", str(tmp_path / "clip.txt")]) == 2
+    assert "`--out` must be a path ending in .mp4 but is" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from accvideo.config import load_config
-from accvideo.data.synvid import SynVidConfig
-from accvideo.distill.cli import AccVideoDistillConfig, GPDDistillConfig
 from accvideo.models.real import REAL_MODELS
+from accvideo.synvid import SynVidConfig
+from accvideo.training.recipes.distill import AccVideoDistillConfig, GPDDistillConfig
+from accvideo.util.config import load_config
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "wan2.1-t2v-1.3b"
 
@@ -33,7 +33,7 @@ def test_gpd_preset(monkeypatch):
     cfg.trainer.validate()
     cfg.method.validate()
     assert cfg.method.schedule == (24, 12, 6) and cfg.method.guidance_scale is None
-    from accvideo.data.synvid import load_prompts
+    from accvideo.synvid import load_prompts
 
     assert len(load_prompts(cfg.method.prompts)) == 10
 
@@ -47,7 +47,7 @@ def test_synvid_preset(monkeypatch):
 
 def test_synvid_cli_reads_the_preset(monkeypatch):
     """`synvid --config` builds the preset's config; an explicit flag overrides it."""
-    import accvideo.data.synvid as synvid
+    import accvideo.synvid as synvid
     from accvideo.cli import main
 
     monkeypatch.chdir(PRESETS.parents[1])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from accvideo.data.procedural import (
+from accvideo.world import (
     ALL_COMBOS,
     COLORS,
     DIRECTIONS,

@@ -2,6 +2,7 @@
 cache, missing-weights error), HunyuanVideo through our generate(), student conversion into a
 pipeline folder, and the memory options. Nothing here touches the network."""
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -12,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from accvideo.inference import generate, initial_noise
+from accvideo.generation import generate, initial_noise
 from accvideo.models.families import PLAIN_PROMPT_TEMPLATE, family_of
 from accvideo.models.real import REAL_MODELS, model_status, real_defaults, resolve_real
-from accvideo.models.registry import SAMPLING_FILE, load_pipeline, resolve_model
+from accvideo.models.registry import SAMPLING_FILE, LoadedModel, load_model, resolve_model
 from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 
 PROMPT = "a red circle moving left"
@@ -79,9 +80,9 @@ def test_resolves_from_models_dir(tiny_pipeline_dir, tmp_path):
     shutil.copytree(tiny_pipeline_dir, tmp_path / "models" / "wan2.1-t2v-1.3b")
     (tmp_path / "models" / "wan2.1-t2v-1.3b" / SAMPLING_FILE).unlink()  # as `hf download` leaves it
     assert resolve_model("wan2.1-t2v-1.3b") == tmp_path / "models" / "wan2.1-t2v-1.3b"
-    pipe = load_pipeline("wan2.1-t2v-1.3b")
+    pipe = load_model("wan2.1-t2v-1.3b")
     # no accvideo_sampling.json: the registry's defaults apply
-    assert pipe.accvideo_sampling["num_steps"] == 50 and pipe.accvideo_sampling["num_frames"] == 81
+    assert pipe.sampling["num_steps"] == 50 and pipe.sampling["num_frames"] == 81
     assert model_status()[2]["available"] and model_status()[2]["path"].endswith("wan2.1-t2v-1.3b")
 
 
@@ -104,10 +105,9 @@ def test_hunyuan_generate_matches_pipeline(tiny_hunyuan_dir):
 
     pipe = HunyuanVideoPipeline.from_pretrained(tiny_hunyuan_dir)
     pipe.set_progress_bar_config(disable=True)
-    pipe.accvideo_sampling = SAMPLING
     assert family_of(pipe).name == "hunyuan"
     for cfg in (1.0, 2.5):  # embedded guidance only; then real CFG on top (2 NFE per step)
-        ours = generate(pipe, PROMPT, seed=3, num_steps=3, shift=7.0, guidance_scale=cfg,
+        ours = generate(LoadedModel(pipe, SAMPLING), PROMPT, seed=3, num_steps=3, shift=7.0, guidance_scale=cfg,
                         embedded_guidance_scale=6.0, max_sequence_length=8)
         theirs = pipe(prompt=PROMPT, negative_prompt="", height=32, width=32, num_frames=9, num_inference_steps=3,
                       guidance_scale=6.0, true_cfg_scale=cfg, latents=initial_noise(pipe, 3, 9, 32, 32),
@@ -120,7 +120,7 @@ def test_hunyuan_generate_matches_pipeline(tiny_hunyuan_dir):
 
 
 def test_hunyuan_defaults_and_embedded_guidance(tiny_hunyuan_dir):
-    pipe = load_pipeline(tiny_hunyuan_dir)
+    pipe = load_model(tiny_hunyuan_dir)
     result = generate(pipe, PROMPT, seed=0)
     assert result.num_steps == 4 and result.embedded_guidance_scale == 6.0 and result.nfe == 4
     other = generate(pipe, PROMPT, seed=0, embedded_guidance_scale=1.0)
@@ -131,28 +131,24 @@ def test_hunyuan_defaults_and_embedded_guidance(tiny_hunyuan_dir):
     ({"num_frames": 7}, r"`num_frames` must be 4k \+ 1 \(for example 9\) but is 7"),
     ({"height": 24}, "`height` must be a positive multiple of 16 for this model but is 24"),
     ({"width": 40}, "`width` must be a positive multiple of 16"),
-    ({"embedded_guidance_scale": -1.0}, "`embedded_guidance_scale` must be a number >= 0 but is -1.0"),
+    ({"embedded_guidance_scale": -1.0}, "`embedded_guidance_scale` must be a finite number >= 0 but is -1.0"),
 ])
 def test_hunyuan_inputs_are_validated(tiny_hunyuan_dir, kwargs, match):
-    pipe = load_pipeline(tiny_hunyuan_dir)
+    pipe = load_model(tiny_hunyuan_dir)
     with pytest.raises(ValueError, match=match):
         generate(pipe, PROMPT, **({"num_steps": 1} | kwargs))
 
 
 def test_wan_rejects_embedded_guidance(tiny_pipeline_dir):
     with pytest.raises(ValueError, match="`embedded_guidance_scale` must be None for a model without"):
-        generate(load_pipeline(tiny_pipeline_dir), PROMPT, num_steps=1, embedded_guidance_scale=6.0)
+        generate(load_model(tiny_pipeline_dir), PROMPT, num_steps=1, embedded_guidance_scale=6.0)
 
 
 def test_hunyuan_template_that_crops_everything_is_named(tiny_hunyuan_dir):
-    pipe = load_pipeline(tiny_hunyuan_dir)
-    saved = pipe.accvideo_sampling
-    pipe.accvideo_sampling = {k: v for k, v in saved.items() if k != "prompt_template"}
-    try:
-        with pytest.raises(ValueError, match="`prompt_template` .* leaves no prompt tokens"):
-            generate(pipe, PROMPT, num_steps=1)
-    finally:
-        pipe.accvideo_sampling = saved
+    model = load_model(tiny_hunyuan_dir)
+    without = dataclasses.replace(model, sampling={k: v for k, v in model.sampling.items() if k != "prompt_template"})
+    with pytest.raises(ValueError, match="`prompt_template` .* leaves no prompt tokens"):
+        generate(without, PROMPT, num_steps=1)
 
 
 @pytest.mark.slow
@@ -173,9 +169,9 @@ def test_student_conversion_into_a_pipeline(tiny_hunyuan_dir, tmp_path):
     run = subprocess.run([sys.executable, "-m", "accvideo", "convert", "--model", "accvideo-hunyuan-5step"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    pipe = load_pipeline("accvideo-hunyuan-5step")
+    pipe = load_model("accvideo-hunyuan-5step")
     assert (models / "accvideo-hunyuan-5step" / "vae").is_symlink()  # shared with the teacher, not copied
-    defaults = pipe.accvideo_sampling
+    defaults = pipe.sampling
     assert (defaults["num_steps"], defaults["shift"], defaults["embedded_guidance_scale"],
             defaults["guidance_scale"]) == (5, 7.0, 6.0, 1.0)
     assert defaults["prompt_template"] == PLAIN_PROMPT_TEMPLATE  # the teacher's encoders, the teacher's template
@@ -189,22 +185,22 @@ def test_student_conversion_into_a_pipeline(tiny_hunyuan_dir, tmp_path):
 
 def test_memory_options_are_validated(tiny_pipeline_dir):
     with pytest.raises(ValueError, match="`dtype` must be one of .* but is 'int8'"):
-        load_pipeline(tiny_pipeline_dir, dtype="int8")
+        load_model(tiny_pipeline_dir, dtype="int8")
     with pytest.raises(ValueError, match="`offload` must be one of"):
-        load_pipeline(tiny_pipeline_dir, offload="disk")
+        load_model(tiny_pipeline_dir, offload="disk")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="`offload` 'model' moves weights .* no CUDA GPU"):
-            load_pipeline(tiny_pipeline_dir, offload="model")
+            load_model(tiny_pipeline_dir, offload="model")
         with pytest.raises(ValueError, match="`device` is 'cuda' but this machine has no CUDA GPU"):
-            load_pipeline(tiny_pipeline_dir, device="cuda")
+            load_model(tiny_pipeline_dir, device="cuda")
 
 
 def test_bf16_and_vae_tiling_on_cpu(tiny_pipeline_dir, tiny_hunyuan_dir):
     """bf16 weights (the GPU setting) run the same code on CPU; outputs stay close to fp32."""
     for folder in (tiny_pipeline_dir, tiny_hunyuan_dir):
-        full = generate(load_pipeline(folder), PROMPT, seed=0, num_steps=2)
-        pipe = load_pipeline(folder, dtype="bf16", vae_tiling=True)
-        assert pipe.transformer.dtype == torch.bfloat16 and pipe is not load_pipeline(folder)
+        full = generate(load_model(folder), PROMPT, seed=0, num_steps=2)
+        pipe = load_model(folder, dtype="bf16", vae_tiling=True)
+        assert pipe.transformer.dtype == torch.bfloat16 and pipe is not load_model(folder)
         half = generate(pipe, PROMPT, seed=0, num_steps=2)
         assert half.latents.dtype == torch.float32 and torch.isfinite(half.latents).all()
         assert (half.latents - full.latents).abs().max() < 0.1
@@ -236,8 +232,8 @@ def test_models_cli_json():
 def test_cuda_bf16_generation(tiny_pipeline_dir, tiny_hunyuan_dir, offload):
     for folder in (tiny_pipeline_dir, tiny_hunyuan_dir):
         device = "cuda" if offload == "none" else None
-        pipe = load_pipeline(folder, dtype="bf16", device=device, offload=offload)
+        pipe = load_model(folder, dtype="bf16", device=device, offload=offload)
         result = generate(pipe, PROMPT, seed=0, num_steps=4)
         assert torch.isfinite(result.latents).all() and result.video.shape[0] == 9
-        cpu = generate(load_pipeline(folder), PROMPT, seed=0, num_steps=4)
+        cpu = generate(load_model(folder), PROMPT, seed=0, num_steps=4)
         assert (result.latents - cpu.latents).abs().max() < 0.2  # same noise on every device

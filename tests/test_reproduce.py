@@ -1,16 +1,62 @@
 """`reproduce --preset smoke`: the whole pipeline end to end in minutes, then resume and report."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from accvideo.reproduce import PRESETS, STAGES, Preset, run_reproduce, synvid_store
+from accvideo.experiments.reproduce import PRESETS, STAGES, Paths, Preset, run_reproduce, synvid_store
+from accvideo.experiments.reproduce.rows import bench_names, bench_specs, labels_where, procbench_rows, report_rows
 
 
 def test_synvid_store_keeps_every_key_state():
     store = synvid_store(Preset(accvideo_m=5, frontier=(2, 3, 4), synvid_steps=50))
     assert store == "0,10,12,17,20,25,30,33,38,40,50"
+
+
+def test_one_list_of_rows_drives_eval_bench_report_and_bundle():
+    p = Paths(Path("/run"), Path("/run/RESULTS.md"))
+    rows = report_rows(p, PRESETS["tiny"], n=50)
+    train = [r.label for split, r in procbench_rows(rows) if split == "train"]
+    assert train == ["teacher@50", "teacher@5", "+ adversarial", "teacher@2", "student m=2", "teacher@3",
+                     "student m=3", "teacher@4", "student m=4", "teacher@48", "teacher@6", "gpd"]
+    assert [r.label for split, r in procbench_rows(rows) if split == "heldout"] == \
+        ["teacher@50", "teacher@5", "+ adversarial", "gpd"]
+    specs = bench_specs(rows)
+    assert next(iter(specs)) == "teacher@50" and specs["teacher@50"] == "/run/teacher/pipeline@50"
+    assert specs["accvideo m=3"] == "/run/accvideo/full-m3/pipeline" and specs["gpd"] == "/run/gpd/pipeline"
+    assert len(specs) == 12  # every model timed once
+    assert labels_where(rows, "ablation") == ["teacher@50", "teacher@5", "+ adversarial"]
+    assert all(label in bench_names(rows) for label in labels_where(rows, "frontier"))
+    assert [(r.bundle, r.run, r.bench) for r in rows if r.bundle] == [
+        ("tiny-teacher", p.teacher_run, "teacher@50"), ("tiny-accvideo", p.accvideo / "full-m5", "accvideo m=5"),
+        ("tiny-gpd", p.gpd, "gpd")]
+    assert [r.grid for r in rows if r.grid] == ["teacher 50 steps", "teacher 5 steps", "AccVideo 5 steps",
+                                                "GPD 6 steps"]
+    # smoke: the 5-step teacher is both the AccVideo and the GPD baseline: two headlines, one score, one timing
+    smoke = report_rows(p, PRESETS["smoke"], n=50)
+    assert [(r.label, r.baseline) for r in smoke if r.headline] == [
+        ("teacher@50", "teacher@50"), ("teacher@5", "teacher@50"), ("+ adversarial", "teacher@50"),
+        ("teacher@10", "teacher@10"), ("teacher@5", "teacher@10"), ("gpd", "teacher@10")]
+    assert [r.label for _, r in procbench_rows(smoke)].count("teacher@5") == 2  # train and held out
+    assert list(bench_specs(smoke)).count("teacher@5") == 1
+    with_traj = report_rows(p, Preset(trajectory_only=True), n=50)
+    assert labels_where(with_traj, "ablation") == ["teacher@50", "teacher@5", "+ trajectory loss", "+ adversarial"]
+    assert "+ trajectory loss" not in bench_names(with_traj)
+
+
+def test_distill_doc_states_the_gpd_preset():
+    """docs/DISTILL.md names the GPD schedule and stage steps that `reproduce --preset tiny` trains."""
+    tiny = PRESETS["tiny"]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "DISTILL.md").read_text()
+    steps = ",".join(map(str, tiny.gpd_stage_steps))
+    assert f"`reproduce --preset tiny` use {', '.join(map(str, tiny.gpd_stage_steps))} |" in text
+    command = text[text.index("python -m accvideo distill gpd"):]
+    command = command[: command.index("```")]
+    assert f"--schedule {','.join(map(str, tiny.gpd_schedule))} " in command
+    assert f'"method.stage_steps=[{steps}]"' in command
+    assert all(f"--set {o}" in command for o in tiny.gpd_overrides)
 
 
 def test_unknown_preset_and_stage_are_errors(tmp_path):

@@ -3,8 +3,8 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from accvideo.sampling import SamplingInterrupted, euler_sample
-from accvideo.schedules import key_sigmas, key_steps, shift_sigmas, sigma_schedule
+from accvideo.core.sampling import SamplingInterrupted, euler_sample
+from accvideo.core.schedules import key_sigmas, key_steps, shift_sigmas, sigma_schedule
 
 
 def test_shift_formula_exact_values():

@@ -1,5 +1,6 @@
 """SynVid: stored trajectories are the teacher's own, runs resume exactly, corruption is named,
-and a 2-process torchrun run writes the same bytes as a 1-process run."""
+a 2-process torchrun run writes the same bytes as a 1-process run,
+and a HunyuanVideo teacher works too (its whole text conditioning stored)."""
 
 import hashlib
 import json
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import accvideo.data.synvid as synvid
-from accvideo.data.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
-from accvideo.inference import generate
-from accvideo.models.registry import load_pipeline
+import accvideo.synvid as synvid
+from accvideo.generation import generate
+from accvideo.models.registry import load_model
+from accvideo.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
 from tests.helpers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,23 +62,26 @@ def test_stored_trajectory_is_reproduced_by_the_teacher(straight, tiny_pipeline_
     assert summary.complete and summary.generated == 6 and summary.num_stored == 5
     data = open_synvid(out)
     assert len(data) == 6 and data.complete and data.stored_steps == [0, 1, 2, 3, 4]
-    pipe = load_pipeline(tiny_pipeline_dir)
-    assert torch.equal(data.sigmas, generate(pipe, PROMPTS[0], 0, num_steps=4, decode=False).sigmas)
+    pipe = load_model(tiny_pipeline_dir)
+    assert torch.equal(data.sigmas, generate(pipe, PROMPTS[0], 0, num_steps=4, decode_video=False).sigmas)
     samples = list(data)
     assert [s["index"] for s in samples] == list(range(6))
     assert [s["seed"] for s in samples] == list(range(6))
     assert [s["prompt"] for s in samples] == [p for p in PROMPTS for _ in range(2)]
     for sample in (samples[0], samples[3], samples[5]):
         # re-run the teacher through the public generate() from the stored seed and prompt
-        result = generate(pipe, sample["prompt"], sample["seed"], num_steps=4, return_trajectory=True, decode=False)
+        result = generate(pipe, sample["prompt"], sample["seed"], num_steps=4, return_trajectory=True,
+                          decode_video=False)
         assert sample["latents"].shape == result.trajectory[:, 0].shape == (5, 16, 5, 8, 8)
         # same process, same threads, same kernels: bit-exact (a tolerance would hide e.g. a text
         # encoder run outside inference mode, which picks other attention kernels: ~4e-6 off)
         torch.testing.assert_close(sample["latents"], result.trajectory[:, 0], rtol=0, atol=0)
         with torch.inference_mode():  # as generate() runs it
-            text = pipe.encode_prompt(sample["prompt"], do_classifier_free_guidance=False,
-                                      max_sequence_length=pipe.accvideo_sampling["max_sequence_length"])[0]
-        torch.testing.assert_close(sample["text_embeds"], text[0], rtol=0, atol=0)
+            text = pipe.pipe.encode_prompt(sample["prompt"], do_classifier_free_guidance=False,
+                                      max_sequence_length=pipe.sampling["max_sequence_length"])[0]
+        assert set(sample["cond"]) == {"encoder_hidden_states"}  # Wan's whole conditioning
+        torch.testing.assert_close(sample["cond"]["encoder_hidden_states"], text[0], rtol=0, atol=0)
+        assert sample["text_embeds"] is sample["cond"]["encoder_hidden_states"]
     # random access and the all-in-memory view agree with streaming
     assert data[4]["seed"] == 4 and torch.equal(data[4]["latents"], samples[4]["latents"])
     assert torch.equal(data.to_tensors()["latents"][1], samples[1]["latents"])
@@ -87,8 +91,14 @@ def test_stored_trajectory_is_reproduced_by_the_teacher(straight, tiny_pipeline_
     assert manifest[0] == "shard,file,first_sample,num_samples,sha256,bytes" and len(manifest) == 4
 
 
-def test_key_steps_store_the_same_states(straight, tiny_pipeline_dir, prompt_file, tmp_path):
+def test_key_steps_store_the_same_states(straight, tiny_pipeline_dir, prompt_file, tmp_path, monkeypatch):
     out, _ = straight
+    shared = load_model(tiny_pipeline_dir)  # the cached teacher the writer reads too: it must not move it
+
+    def moved(*args, **kwargs):
+        raise AssertionError("generate_synvid moved the shared cached pipeline")
+
+    monkeypatch.setattr(shared.pipe, "to", moved)
     summary = generate_synvid(config(tiny_pipeline_dir, prompt_file, store="key:2"), tmp_path, progress=False)
     key, full = open_synvid(tmp_path), open_synvid(out)
     assert key.stored_steps == [0, 2, 4]
@@ -115,7 +125,7 @@ def test_batched_seeds_match_one_at_a_time(straight, tiny_pipeline_dir, prompt_f
     for a, b in zip(batched, open_synvid(tmp_path / "single"), strict=True):
         assert (a["prompt"], a["seed"]) == (b["prompt"], b["seed"])
         torch.testing.assert_close(a["latents"], b["latents"], rtol=1e-4, atol=1e-5)
-        assert torch.equal(a["text_embeds"], b["text_embeds"])
+        assert torch.equal(a["cond"]["encoder_hidden_states"], b["cond"]["encoder_hidden_states"])
     with pytest.raises(ValueError, match="`batch_size` is 3 there but 1 now"):
         generate_synvid(config(tiny_pipeline_dir, prompt_file, samples_per_prompt=3, shard_size=4), tmp_path,
                         progress=False)
@@ -133,11 +143,11 @@ def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, pro
     # then a run killed in the middle of shard 2 (after shard 1 was written)
     calls = []
 
-    def dies_at_sample_5(pipe, prompt, seeds, config, device, text=None):
+    def dies_at_sample_5(pipe, prompt, seeds, config, text=None):
         calls.extend(seeds)
         if 5 in seeds:
             raise KeyboardInterrupt("simulated kill")
-        return synvid.teacher_trajectories(pipe, prompt, seeds, config, device, text=text)
+        return synvid.teacher_trajectories(pipe, prompt, seeds, config, text=text)
 
     with pytest.raises(KeyboardInterrupt):
         generate_synvid(cfg, tmp_path, progress=False, trajectory_fn=dies_at_sample_5)
@@ -176,6 +186,21 @@ def test_corrupt_and_truncated_shards_are_named(straight, tmp_path, caplog):
     assert len(problems) == 2 and "shard-00001" in problems[0] and "shard-00002" in problems[1]
 
 
+def test_older_format_version_is_refused_by_name(straight, tiny_pipeline_dir, prompt_file, tmp_path):
+    """Version 1 stored Wan's `text_embeds` alone; reading or extending one is refused, saying so."""
+    import shutil
+
+    out = tmp_path / "v1"
+    shutil.copytree(straight[0], out)
+    config_path = out / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "format_version": 1}))
+    message = r"`format_version` must be 2 for this reader and writer but is 1 .* regenerate"
+    with pytest.raises(ValueError, match=message):
+        open_synvid(out)
+    with pytest.raises(ValueError, match=message):
+        generate_synvid(config(tiny_pipeline_dir, prompt_file), out, progress=False)
+
+
 def test_rerun_with_another_config_is_refused(straight, tiny_pipeline_dir, prompt_file):
     out, _ = straight
     with pytest.raises(ValueError, match="`num_steps` is 4 there but 6 now"):
@@ -212,7 +237,54 @@ def test_videos_and_reduced_precision(tiny_pipeline_dir, prompt_file, tmp_path):
     assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"sample-00000{i}.mp4" for i in range(3)]
     sample = open_synvid(tmp_path)[2]
     assert sample["latents"].dtype == torch.bfloat16 and sample["latents"].shape == (2, 16, 5, 8, 8)
-    assert sample["prompt"] == PROMPTS[2] and sample["text_embeds"].dtype == torch.bfloat16
+    assert sample["prompt"] == PROMPTS[2] and sample["cond"]["encoder_hidden_states"].dtype == torch.bfloat16
+
+
+@pytest.fixture(scope="module")
+def tiny_hunyuan_dir(tmp_path_factory):
+    """The tiny random-init HunyuanVideo pipeline saved with its sampling defaults (embedded guidance 6)."""
+    from accvideo.models.registry import SAMPLING_FILE
+    from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+
+    folder = tmp_path_factory.mktemp("hy") / "pipe"
+    build_tiny_hunyuan(seed=0).save_pretrained(folder)
+    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
+    return folder
+
+
+def test_hunyuan_synvid_stores_its_trajectories_and_whole_conditioning(tiny_hunyuan_dir, tmp_path):
+    """A HunyuanVideo teacher: the stored trajectory is generate()'s bit for bit, and `cond` holds what its
+    transformer is called with (token states, attention mask, pooled CLIP vector), as do the key states."""
+    from accvideo.generation import encode, resolve_sampling
+    from accvideo.training.data import load_key_states
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS[:2]) + "\n")
+    cfg = SynVidConfig(teacher=str(tiny_hunyuan_dir), prompts=str(prompts), num_steps=4, shard_size=2, store="all")
+    assert generate_synvid(cfg, tmp_path / "hy", progress=False).complete
+    data = open_synvid(tmp_path / "hy")
+    assert data.family == "hunyuan" and data.embedded_guidance_scale == 6.0 and len(data) == 2
+    model = load_model(tiny_hunyuan_dir)
+    spec = resolve_sampling(model, num_steps=4)
+    for sample in data:
+        result = generate(model, sample["prompt"], sample["seed"], num_steps=4, return_trajectory=True,
+                          decode_video=False)
+        assert sample["latents"].shape == result.trajectory[:, 0].shape == (5, 4, 3, 4, 4)
+        torch.testing.assert_close(sample["latents"], result.trajectory[:, 0], rtol=0, atol=0)
+        with torch.inference_mode():  # as generate() runs it
+            cond = encode(model, sample["prompt"], spec).cond
+        assert set(sample["cond"]) == {"encoder_hidden_states", "encoder_attention_mask", "pooled_projections"}
+        for name, value in cond.items():
+            torch.testing.assert_close(sample["cond"][name], value[0], rtol=0, atol=0)
+        mask = sample["cond"]["encoder_attention_mask"]
+        assert mask.shape == (8,) and sample["cond"]["pooled_projections"].shape == (8,)
+        assert set(mask.tolist()) <= {0.0, 1.0} and mask.sum() >= 1
+    keys = load_key_states(tmp_path / "hy", 2)
+    assert keys["latents"].shape == (2, 3, 4, 3, 4, 4) and keys["embedded_guidance_scale"] == 6.0
+    assert {k: tuple(v.shape) for k, v in keys["cond"].items()} == {
+        "encoder_hidden_states": (2, 8, 16), "encoder_attention_mask": (2, 8), "pooled_projections": (2, 8)}
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=2)))  # the default collate nests `cond`
+    assert batch["cond"]["encoder_attention_mask"].shape == (2, 8)
 
 
 def _torchrun(args, nproc, port):

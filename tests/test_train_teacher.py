@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import accvideo.training.teacher as teacher
-from accvideo.config import apply_overrides
+import accvideo.training.recipes.teacher as teacher
 from accvideo.training.checkpoint import load_checkpoint
+from accvideo.util.config import apply_overrides
 from tests.helpers.ports import free_port
 
 FAST = ["vae.steps=2", "vae.batch_size=2", "vae.stats_clips=8", "transformer.steps=4", "transformer.batch_size=4",

@@ -1,5 +1,7 @@
 """The app's handlers as plain functions (every gr.Error path), then the launched app through gradio_client."""
 
+import ast
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -7,7 +9,10 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from accvideo import jobs, ui
+from accvideo.app import jobs
+from accvideo.app.layout import gradio_errors
+from accvideo.app.services import compare, job_views, models
+from accvideo.app.services.toy import toy_update
 
 
 @pytest.fixture
@@ -16,7 +21,7 @@ def manager(tmp_path):
 
 
 def test_compare_teacher_and_student(manager):
-    result = ui.compare_models("a red circle moving left", 7, 6, ["tiny-accvideo"], manager=manager)
+    result = compare.compare_models("a red circle moving left", 7, 6, ["tiny-accvideo"], manager=manager)
     assert result.seed == 7
     assert [label.split(":")[0] for label, _ in result.videos] == ["tiny-teacher (teacher)", "tiny-accvideo"]
     assert all(Path(p).stat().st_size > 0 and p.endswith(".mp4") for _, p in result.videos)
@@ -27,21 +32,22 @@ def test_compare_teacher_and_student(manager):
     assert table.loc[0, "speedup"] == 1.0
     assert table.loc[1, "speedup"] == pytest.approx(table.loc[0, "total_s"] / table.loc[1, "total_s"], rel=0.05)
     assert [bar.name for bar in result.figure.data] == ["text encoder", "denoising", "vae decode"]
-    again = ui.compare_models("a red circle moving left", 7, 6, [], manager=manager)
+    again = compare.compare_models("a red circle moving left", 7, 6, [], manager=manager)
     assert again.videos[0][1] != result.videos[0][1]  # every request writes its own file
-    assert ui.compare_models("a red circle moving left", -1, 2, [], manager=manager).seed >= 0  # -1: random, returned
+    random_seed = compare.compare_models("a red circle moving left", -1, 2, [], manager=manager).seed
+    assert random_seed >= 0  # -1: a random seed, returned
 
 
 def test_students_come_from_bundled_roles_and_finished_runs(manager, monkeypatch):
-    assert "tiny-accvideo" in ui.available_students(manager)
-    assert "tiny-teacher" not in ui.available_students(manager)
+    assert "tiny-accvideo" in models.available_students(manager)
+    assert "tiny-teacher" not in models.available_students(manager)
     run = manager.runs_dir / "my-gpd"
     (run / "pipeline").mkdir(parents=True)
     (run / "pipeline" / "model_index.json").write_text("{}")
     (run / "summary.json").write_text("{}")
     (run / "job.json").write_text('{"name": "my-gpd", "kind": "gpd", "spec": {"name": "my-gpd", "steps": 1}, '
                                   '"argv": ["python"], "command": "python", "status": "finished", "pid": null}')
-    assert ui.available_students(manager)["run:my-gpd"] == str(run.resolve() / "pipeline")
+    assert models.available_students(manager)["run:my-gpd"] == str(run.resolve() / "pipeline")
 
 
 @pytest.mark.parametrize("args, match", [
@@ -55,17 +61,38 @@ def test_students_come_from_bundled_roles_and_finished_runs(manager, monkeypatch
 ])
 def test_compare_errors_name_the_argument(manager, args, match):
     with pytest.raises(ValueError, match=match):
-        ui.compare_models(*args, manager=manager)
+        compare.compare_models(*args, manager=manager)
     with pytest.raises(gr.Error, match=match):  # what the page shows: a plain sentence
-        ui._errors(ui.compare_models)(*args, manager=manager)
+        gradio_errors(compare.compare_models)(*args, manager=manager)
 
 
 def test_generate_video_handler():
-    path, table, seed = ui.generate_video("tiny-accvideo", "a blue square moving up", 3, 5, 1.0)
+    path, table, seed = compare.generate_video("tiny-accvideo", "a blue square moving up", 3, 5, 1.0)
     assert Path(path).exists() and seed == 3
     assert list(table["stage"]) == ["text_encoder", "denoising", "vae_decode", "total"]
     with pytest.raises(ValueError, match="`seed` must be an integer"):
-        ui.generate_video("tiny-accvideo", "a blue square moving up", 0.5, 5, 1.0)
+        compare.generate_video("tiny-accvideo", "a blue square moving up", 0.5, 5, 1.0)
+
+
+def test_forms_come_from_the_job_specs(manager):
+    for kind, cls in jobs.specs.SPEC_CLASSES.items():
+        form = job_views.job_form(kind, manager)
+        spec_fields = [f for f in dataclasses.fields(cls) if f.init]
+        # one input per spec field, in the spec's order: the order of the /launch_* API's arguments
+        assert [f.name for f in form] == [f.name for f in spec_fields]
+        values = {f.name: f.value for f in form}
+        assert values["name"] == f"{kind}-1"
+        for f in spec_fields:
+            if f.default is not dataclasses.MISSING and f.name != "synvid_run":  # no SynVid run yet: empty
+                assert values[f.name] == f.default, (kind, f.name)
+        assert [f.label for f in form] == [f.metadata["label"] for f in spec_fields]
+    gpd = {f.name: f for f in job_views.job_form("gpd", manager)}
+    assert gpd["steps"].label == "Steps per stage" and gpd["steps"].widget == "integer"
+    assert gpd["lr"].widget == "number" and gpd["teacher"].widget == "choice"
+    assert gpd["nproc"].help.endswith(f"1 to {jobs.max_processes()}")
+    # the form's own values make a valid job
+    argv = jobs.build_command(jobs.make_spec("gpd", **{n: f.value for n, f in gpd.items()}), manager.runs_dir, gpus=0)
+    assert argv[3:5] == ["distill", "gpd"] and argv[argv.index("--schedule") + 1] == "48,24,12,6"
 
 
 @pytest.mark.parametrize("kind, fields, match", [
@@ -77,63 +104,99 @@ def test_generate_video_handler():
 ])
 def test_launch_errors(manager, kind, fields, match):
     with pytest.raises(gr.Error, match=match):
-        ui._errors(ui.launch_job)(manager, kind, **fields)
+        gradio_errors(job_views.launch_job)(manager, kind, **fields)
 
 
 def test_distil_is_read_only_on_a_public_space(manager, monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/accvideo")
     monkeypatch.delenv("ACCVIDEO_ENABLE_TRAINING", raising=False)
-    assert not ui.training_allowed()
+    assert not job_views.training_allowed()
     with pytest.raises(gr.Error, match="training is disabled"):
-        ui._errors(ui.launch_job)(manager, "gpd", name="g")
+        gradio_errors(job_views.launch_job)(manager, "gpd", name="g")
     monkeypatch.setenv("ACCVIDEO_ENABLE_TRAINING", "1")
-    assert ui.training_allowed()
+    assert job_views.training_allowed()
 
 
 def test_job_view_of_unknown_and_empty(manager):
-    assert ui.job_view(manager, None).progress == "no job selected"
+    assert job_views.job_view(manager, None).progress == "no job selected"
     with pytest.raises(gr.Error, match="`name` must be a run"):
-        ui._errors(ui.job_view)(manager, "ghost")
+        gradio_errors(job_views.job_view)(manager, "ghost")
     with pytest.raises(gr.Error, match="`name` must be 1 to 64"):
-        ui._errors(manager.stop)("../ghost")
+        gradio_errors(manager.stop)("../ghost")
+
+
+def test_refresh_reads_and_never_writes(manager):
+    """The Distil tab's 2-second timer calls distil_snapshot: nothing in the runs folder may change."""
+    run = manager.runs_dir / "my-gpd"
+    run.mkdir(parents=True)
+    (run / "job.json").write_text('{"name": "my-gpd", "kind": "gpd", "spec": {"name": "my-gpd", "steps": 4, '
+                                  '"schedule": "48,24"}, "argv": ["python"], "command": "python -m accvideo", '
+                                  '"status": "running", "pid": null}')
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in manager.runs_dir.rglob("*") if p.is_file()}
+    snap = job_views.distil_snapshot(manager, "my-gpd")
+    assert snap.run_names == ["my-gpd"] and snap.table.loc[0, "status"] == "stopped"  # its process is gone
+    assert "my-gpd" in snap.view.progress and job_views.distil_snapshot(manager, "ghost").view.log == ""
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in manager.runs_dir.rglob("*") if p.is_file()}
+    assert after == before and not (manager.runs_dir / jobs.TABLE_FILE).exists()
 
 
 @pytest.mark.slow
 def test_toy_update_and_bad_value():
-    figures, summary = ui.toy_update(0.5, False, -1.0, 1.0, 400)
+    figures, summary = toy_update(0.5, False, -1.0, 1.0, 400)
     assert set(figures) == {"trajectories", "distribution_matching", "useless_vs_M", "student_results"}
     assert "M = 0.5" in summary
     with pytest.raises(gr.Error, match="`M` must be <= 5"):
-        ui._errors(ui.toy_update)(9, False, -1.0, 1.0, 400)
+        gradio_errors(toy_update)(9, False, -1.0, 1.0, 400)
 
 
 def test_models_table(manager, monkeypatch):
-    table = ui.list_models(manager)
+    table = models.list_models(manager)
     bundled = table[table["source"] == "bundled"].set_index("model")
     assert {"tiny-teacher", "tiny-accvideo"} <= set(bundled.index)
     assert bundled.loc["tiny-accvideo", "role"] == "student" and bundled.loc["tiny-teacher", "available"]
     assert Path(bundled.loc["tiny-teacher", "where"]).is_dir()
     # provenance.json in one line: the commit it was bundled at and what it scored
     for name in ("tiny-teacher", "tiny-accvideo"):
-        provenance = ui.read_provenance(Path(bundled.loc[name, "where"]))
+        provenance = models.read_provenance(Path(bundled.loc[name, "where"]))
         line = bundled.loc[name, "provenance"]
         assert f"commit {provenance['bundled_at_commit'][:10]}" in line
         if "scores" in provenance:
             assert f"ProcBench {provenance['scores']['procbench_train']:.2f}" in line
-    assert ui.provenance_line({"bundled_at_commit": "0123456789abcdef", "wall_s": 2400.0, "seed": 0,
+    assert models.provenance_line({"bundled_at_commit": "0123456789abcdef", "wall_s": 2400.0, "seed": 0,
                                "reproduce": {"pipeline_wall_s": 4572.0},
                                "scores": {"procbench_train": 92.5, "procbench_heldout": 90.0, "bench_total_s": 0.1}}) \
         == ("commit 0123456789; reproduce run 76.2 min in all; trained in 40.0 min; ProcBench 92.50 (held out 90.00); "
             "0.100 s per video; seed 0")
-    assert ui.provenance_line({}) == ""
+    assert models.provenance_line({}) == ""
     # when the registry reports real checkpoints, they show up with where they are or what to download
-    monkeypatch.setattr(ui.registry, "model_status", lambda: [
+    monkeypatch.setattr(models.registry, "model_status", lambda: [
         {"name": "wan2.1-t2v-1.3b", "available": False, "path": None,
          "download": ["huggingface-cli download Wan-AI/...", "python -m accvideo models ..."]},
         {"name": "hunyuanvideo", "available": True, "path": "/models/hunyuan"}], raising=False)
-    real = ui.list_models(manager).query("source == 'real'").set_index("model")
+    real = models.list_models(manager).query("source == 'real'").set_index("model")
     assert real.loc["wan2.1-t2v-1.3b", "how to get it"].startswith("huggingface-cli download")
     assert real.loc["hunyuanvideo", "where"] == "/models/hunyuan"
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level module names a file imports ('.' for a relative import inside the package)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add("." if node.level else node.module.split(".")[0])
+    return found
+
+
+def test_app_parts_keep_their_place():
+    """layout.py holds components and wiring only (no torch, no lower layer: it goes through the services);
+    the services and jobs hold the domain logic and no Gradio component."""
+    app = Path(__file__).resolve().parents[1] / "accvideo" / "app"
+    assert _imports(app / "layout.py") <= {"__future__", "pathlib", "gradio", "."}
+    for path in [*app.glob("services/*.py"), *app.glob("jobs/*.py")]:
+        assert "gradio" not in _imports(path), path
+    assert all(len(path.read_text().splitlines()) <= 400 for path in app.rglob("*.py"))
 
 
 def _free_port() -> int:

@@ -5,7 +5,7 @@ picture is the video code's maths, not a copy of it. Every toy module imports th
 core through here; when the core moves, only these imports change.
 """
 
-from accvideo.sampling import SampleResult, euler_sample
-from accvideo.schedules import sigma_schedule
+from accvideo.core.sampling import SampleResult, euler_sample
+from accvideo.core.schedules import sigma_schedule
 
 __all__ = ["SampleResult", "euler_sample", "sigma_schedule"]

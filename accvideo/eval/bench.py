@@ -44,7 +44,7 @@ def parse_model_spec(spec: str) -> tuple[str, int | None]:
 
 def default_models() -> list[str]:
     """The teacher plus every bundled student whose folder resolves; unresolvable ones are skipped."""
-    from ..models.registry import known_models, resolve_model
+    from accvideo.models.registry import known_models, resolve_model
 
     names = [TEACHER] + sorted(set(known_models()) - {TEACHER})
     found = []
@@ -83,8 +83,8 @@ def run_speed_bench(models: Sequence[str] | None = None, repeats: int = 5, warmu
                     prompt: str = DEFAULT_PROMPT, seed: int = 0, guidance_scale: float | None = None
                     ) -> BenchResult:
     """Time `models` (default: `default_models()`) interleaved; the first is the speedup baseline."""
-    from ..inference import generate
-    from ..models.registry import load_pipeline
+    from accvideo.generation import generate
+    from accvideo.models.registry import load_model
 
     for name, value, low in (("repeats", repeats, 1), ("warmup", warmup, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -97,7 +97,7 @@ def run_speed_bench(models: Sequence[str] | None = None, repeats: int = 5, warmu
     loaded = []
     for spec in specs:
         name, steps = parse_model_spec(spec)
-        loaded.append((spec, load_pipeline(name), steps))  # loaded once, before any timing
+        loaded.append((spec, load_model(name), steps))  # loaded once, before any timing
 
     samples = []
     rounds = warmup + repeats

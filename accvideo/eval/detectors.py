@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.procedural import COLORS, DIRECTIONS
+from accvideo.world import COLORS, DIRECTIONS
 
 MIN_CONTRAST = 40.0  # uint8 levels between background and object; below it a frame has no object
 MIN_AREA = 12.0  # pixels in the largest foreground blob; real objects cover 32-115

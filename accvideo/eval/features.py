@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detectors import Detection, detect
+from accvideo.eval.detectors import Detection, detect
 
 FEATURE_NAMES = (
     "background",  # median brightness / 255

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detectors import Detection, detect
+from accvideo.eval.detectors import Detection, detect
 
 PSNR_CAP = 100.0  # dB reported for identical videos, so tables and JSON stay finite
 

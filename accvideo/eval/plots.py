@@ -1,8 +1,13 @@
-"""Figures for ProcBench and the speed benchmark: matplotlib for .png/.svg/.pdf, plotly for .html."""
+"""Figures for ProcBench and the speed benchmark: matplotlib for .png/.svg/.pdf, plotly for .html;
+the ablation bars and the speed-quality frontier of a table of ProcBench rows (matplotlib)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas is imported by the callers; `python -m accvideo --help` does not pay for it
+    import pandas as pd
 
 DIMENSIONS = ("color", "shape", "motion", "flicker", "consistency", "fidelity")
 BENCH_STAGES = ("text_encoder", "denoising", "vae_decode")
@@ -25,7 +30,7 @@ def short_label(model: str) -> str:
 
 def plot_procbench(result, path) -> Path:
     """Bar chart of a `ProcBenchResult`'s per-dimension scores (0-1), chance levels marked."""
-    from .procbench import CHANCE
+    from accvideo.eval.procbench import CHANCE
 
     path = _target(path)
     values = [result.scores[d] for d in DIMENSIONS]
@@ -101,3 +106,68 @@ def plot_bench(result, path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------- tables of rows
+
+
+def _kind(row: str) -> str:
+    if row.startswith("teacher@"):
+        return "teacher"
+    return "gpd" if row.lower().startswith("gpd") else "accvideo"
+
+
+def plot_frontier(table: pd.DataFrame, path: Path, seconds: str = "end_to_end_s") -> None:
+    """ProcBench total and PSNR to the reference against end-to-end seconds (log), one curve for
+    the undistilled teacher at fewer steps and one per student family; labels are step counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    table = table[table["row"] != "+ trajectory loss"].dropna(subset=[seconds]).copy()
+    table["kind"] = table["row"].map(_kind)
+    styles = {"teacher": ("o-", "gray", "teacher, fewer steps (no distillation)"),
+              "accvideo": ("s-", "#C44E52", "AccVideo students"), "gpd": ("D", "#4C72B0", "GPD student")}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, label in ((axes[0], "total", "ProcBench total"), (axes[1], "psnr", "PSNR to the reference (dB)")):
+        for kind, (style, color, name) in styles.items():
+            data = table[table["kind"] == kind].dropna(subset=[metric]).sort_values("steps")
+            if data.empty:
+                continue
+            ax.plot(data[seconds], data[metric], style, color=color, label=name)
+            for _, r in data.iterrows():
+                ax.annotate(str(int(r["steps"])), (r[seconds], r[metric]), fontsize=7, textcoords="offset points",
+                            xytext=(4, 4))
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("seconds per video, end to end (log scale)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Speed-quality frontier (numbers: denoising steps)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_ablation(table: pd.DataFrame, out: Path) -> None:
+    """ablation.png: ProcBench total per row; frontier.png: see `plot_frontier`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(table["row"][::-1], table["total"][::-1], color="#4C72B0")
+    for y, v in enumerate(table["total"][::-1]):
+        ax.text(v + 0.5, y, f"{v:.1f}", va="center", fontsize=8)
+    ax.set_xlabel("ProcBench total (0-100)")
+    ax.set_xlim(0, 105)
+    fig.tight_layout()
+    fig.savefig(out / "ablation.png", dpi=120)
+    plt.close(fig)
+    plot_frontier(table, out / "frontier.png",
+                  "end_to_end_s" if "end_to_end_s" in table.columns else "seconds_per_video")

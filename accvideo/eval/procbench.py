@@ -33,10 +33,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..data.procedural import SPLITS, WorldConfig, parse_prompt, prompt_for, render, sample_spec
-from .detectors import detect, to_uint8
-from .features import frechet_distance, video_features
-from .metrics import flicker_score, object_consistency, psnr
+from accvideo.eval.detectors import detect, to_uint8
+from accvideo.eval.features import frechet_distance, video_features
+from accvideo.eval.metrics import flicker_score, object_consistency, psnr
+from accvideo.world import SPLITS, WorldConfig, parse_prompt, prompt_for, render, sample_spec
 
 log = logging.getLogger(__name__)
 
@@ -182,27 +182,25 @@ def _check_steps(num_steps) -> None:
 
 
 def _load(model):
-    """A model name / folder -> (pipeline, label); a loaded pipeline passes through."""
+    """A model name / folder -> (LoadedModel, label); a LoadedModel passes through."""
     if isinstance(model, str | Path):
-        from ..models.registry import load_pipeline
+        from accvideo.models.registry import load_model
 
-        return load_pipeline(model), str(model)
-    return model, str(getattr(model, "accvideo_folder", type(model).__name__))
+        return load_model(model), str(model)
+    return model, model.label
 
 
-def generate_videos(pipe, pairs: list[tuple[str, int]], num_steps: int | None = None,
+def generate_videos(model, pairs: list[tuple[str, int]], num_steps: int | None = None,
                     guidance_scale: float | None = None, sigmas: torch.Tensor | None = None,
                     desc: str = "generate") -> tuple[list[np.ndarray], list]:
-    """Generate one video per (prompt, seed). Unset arguments take the model's sampling defaults
-    (a saved `sigmas` schedule too, for students, when neither `num_steps` nor `sigmas` is given)."""
-    from ..inference import generate
+    """Generate one video per (prompt, seed) with `model` (a LoadedModel). Unset arguments take the
+    model's sampling defaults (a student's saved `sigmas` schedule too; see `resolve_sampling`)."""
+    from accvideo.generation import generate, resolve_sampling
 
-    defaults = getattr(pipe, "accvideo_sampling", {}) or {}
-    if sigmas is None and num_steps is None and defaults.get("sigmas") is not None:
-        sigmas = torch.as_tensor(defaults["sigmas"], dtype=torch.float64)
+    spec = resolve_sampling(model, num_steps=num_steps, guidance_scale=guidance_scale, sigmas=sigmas)
     videos, results = [], []
     for prompt, seed in tqdm(pairs, desc=desc, leave=False):
-        result = generate(pipe, prompt, seed=seed, num_steps=num_steps, guidance_scale=guidance_scale, sigmas=sigmas)
+        result = generate(model, prompt, seed=seed, spec=spec)
         results.append(result)
         videos.append(result.video)
     return videos, results
@@ -212,18 +210,18 @@ def run_procbench(model, num_steps: int | None = None, split: str = "train", num
                   guidance_scale: float | None = None, base_seed: int = 0, reference=None,
                   reference_steps: int | None = None, sigmas: torch.Tensor | None = None,
                   real_per_video: int = REAL_PER_VIDEO) -> ProcBenchResult:
-    """Generate `num_videos` videos of `model` (a name, a folder or a loaded pipeline) on `split`
+    """Generate `num_videos` videos of `model` (a name, a folder or a LoadedModel) on `split`
     and score them. `reference` (the teacher) adds PSNR agreement from the same prompts and
     seeds, sampled with its own defaults (or `reference_steps`)."""
     _check_steps(num_steps)
     _check_steps(reference_steps)
     pairs = benchmark_prompts(split, num_videos, base_seed)
-    pipe, label = _load(model)
-    videos, results = generate_videos(pipe, pairs, num_steps, guidance_scale, sigmas, desc=f"procbench {split}")
+    loaded, label = _load(model)
+    videos, results = generate_videos(loaded, pairs, num_steps, guidance_scale, sigmas, desc=f"procbench {split}")
     reference_videos, reference_label = None, None
     if reference is not None:
-        ref_pipe, reference_label = _load(reference)
-        reference_videos, _ = generate_videos(ref_pipe, pairs, reference_steps, desc="reference")
+        ref_model, reference_label = _load(reference)
+        reference_videos, _ = generate_videos(ref_model, pairs, reference_steps, desc="reference")
     t = time.perf_counter()
     scores, table = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs], reference_videos,
                                  real_per_video)

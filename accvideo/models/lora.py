@@ -115,22 +115,18 @@ def apply_lora(pipe, folder: str | Path, with_rest: bool = True, adapter_name: s
                 params[key].copy_(value.to(params[key].dtype))
 
 
-def export_lora(student: str | Path, teacher: str | Path, out: str | Path, rank: int = 64, check: bool = True,
-                dtype: str = "fp32", prompt: str = "a red circle moving left", seed: int = 0,
-                check_size: dict | None = None) -> dict:
+def export_lora(student: str | Path, teacher: str | Path, out: str | Path, rank: int = 64,
+                dtype: str = "fp32") -> dict:
     """Write `out/pytorch_lora_weights.safetensors` (+ `non_linear.safetensors`, `lora_report.json`).
 
-    With `check`, the teacher is loaded fresh, the LoRA applied, and one video's final
-    latents are compared with the student's (same seed, the student's own sampling
-    defaults, or `check_size` overrides such as {"num_frames": 9, "height": 32, "width": 32}):
-    `sample_relative_error` = ||x_lora - x_student|| / ||x_student||, with and without the
-    non-Linear part. Costly for real models (two pipelines); off with `--no-check`.
+    The check that the LoRA reproduces the student's videos needs generation, a layer above
+    this one: `accvideo.eval.lora.export_checked_lora` runs both.
     """
     from diffusers import DiffusionPipeline
     from safetensors.torch import save_file
 
-    from .memory import DTYPES
-    from .registry import resolve_model
+    from accvideo.models.memory import DTYPES
+    from accvideo.models.registry import resolve_model
 
     _check_rank(rank)
     if dtype not in DTYPES:
@@ -150,33 +146,5 @@ def export_lora(student: str | Path, teacher: str | Path, out: str | Path, rank:
     if rest:
         save_file({k: v.contiguous() for k, v in rest.items()}, str(out / REST_FILE))
     report = {"student": str(student_dir), "teacher": str(teacher_dir), **stats}
-    if check:
-        report.update(_check(student_dir, teacher_dir, out, prompt, seed, check_size or {}, torch_dtype))
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return report
-
-
-def _check(student_dir: Path, teacher_dir: Path, out: Path, prompt: str, seed: int, size: dict, torch_dtype) -> dict:
-    from diffusers import DiffusionPipeline
-
-    from ..inference import generate
-    from .registry import read_sampling_defaults
-
-    defaults = read_sampling_defaults(student_dir)
-
-    def sample(folder: Path, lora: bool | None) -> torch.Tensor:
-        pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True, dtype=torch_dtype)
-        pipe.set_progress_bar_config(disable=True)
-        if lora is not None:
-            apply_lora(pipe, out, with_rest=lora)
-        pipe.accvideo_sampling = defaults  # the student's schedule and guidance for all three
-        return generate(pipe, prompt, seed=seed, decode=False, **size).latents.float()
-
-    x_student = sample(student_dir, None)
-    norm = float(x_student.norm())
-    with_rest = float((sample(teacher_dir, True) - x_student).norm()) / norm
-    lora_only = float((sample(teacher_dir, False) - x_student).norm()) / norm
-    teacher = float((sample(teacher_dir, None) - x_student).norm()) / norm
-    return {"check": {"prompt": prompt, "seed": seed, **size},
-            "sample_relative_error": with_rest, "sample_relative_error_lora_only": lora_only,
-            "sample_relative_error_teacher_without_lora": teacher}

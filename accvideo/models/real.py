@@ -198,7 +198,7 @@ def prepare_student(name: str, checkpoint: str | Path | None = None) -> Path:
     (text encoders, tokenizers, VAE, scheduler): a student shares them all with its teacher,
     so nothing large is copied. `accvideo_sampling.json` records the student's defaults.
     """
-    from .convert import convert_checkpoint
+    from accvideo.models.convert import convert_checkpoint
 
     if name not in REAL_MODELS or not REAL_MODELS[name].is_student:
         students = sorted(n for n, m in REAL_MODELS.items() if m.is_student)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from safetensors import safe_open
 
-from .real import REAL_MODELS, real_defaults, resolve_real
+from accvideo.models.memory import MemoryOptions
+from accvideo.models.real import REAL_MODELS, real_defaults, resolve_real
+from accvideo.util.hashes import verify_hashes
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLING_FILE = "accvideo_sampling.json"
@@ -88,7 +92,9 @@ def _check_component(folder: Path, component: str) -> None:
 
 
 def validate_folder(folder: Path) -> dict:
-    """Check model_index.json and every listed component; returns the parsed index."""
+    """Check model_index.json, every listed component and, where the folder records them
+    (`sha256.json`, written by export and bundle), the content hashes of its weights.
+    Returns the parsed index."""
     try:
         index = json.loads((folder / "model_index.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -96,6 +102,7 @@ def validate_folder(folder: Path) -> dict:
     components = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None]
     for component in components:
         _check_component(folder, component)
+    verify_hashes(folder)
     return index
 
 
@@ -114,42 +121,80 @@ def read_sampling_defaults(folder: Path) -> dict:
         raise ValueError(f"model folder {str(folder)!r}: {SAMPLING_FILE} is corrupt ({err}).") from err
 
 
-_cache: dict[tuple, object] = {}
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded diffusers pipeline and what we know about it, kept beside it instead of patched onto it.
+
+    pipe: the diffusers pipeline (shared and cached: treat it as read-only; trainers ask for
+    `load_model(..., cached=False)` and own their copy). sampling: the saved sampling defaults
+    (`accvideo_sampling.json`, or the registry's for a real model; read them through
+    `accvideo.generation.resolve_sampling`). folder: where it was loaded from (None for a
+    pipeline built in memory). memory: the placement it was loaded with.
+    """
+
+    pipe: Any
+    sampling: dict = field(default_factory=dict)
+    folder: Path | None = None
+    memory: MemoryOptions = field(default_factory=MemoryOptions)
+
+    @property
+    def transformer(self):
+        return self.pipe.transformer
+
+    @property
+    def vae(self):
+        return self.pipe.vae
+
+    @property
+    def scheduler(self):
+        return self.pipe.scheduler
+
+    @property
+    def label(self) -> str:
+        """How results name this model: its folder, else its pipeline class."""
+        return str(self.folder) if self.folder is not None else type(self.pipe).__name__
+
+
+_cache: dict[tuple, LoadedModel] = {}
 _lock = threading.Lock()
 
 
-def load_pipeline(name_or_dir: str | Path, dtype: str = "fp32", device: str | None = None,
-                  offload: str = "none", vae_tiling: bool = False):
-    """Load (once; cached by folder, modification time and memory options) a validated pipeline.
+def load_model(name_or_dir: str | Path, dtype: str = "fp32", device: str | None = None,
+               offload: str = "none", vae_tiling: bool = False, cached: bool = True) -> LoadedModel:
+    """Load a validated pipeline, once per folder, modification time and memory options.
 
     Memory options (see `memory.py` and docs/GPU.md): `dtype` "fp32" | "bf16" | "fp16";
     `device` "cpu" | "cuda" | "cuda:N" (default cpu, as before); `offload` "none" | "model"
     (whole components move to the GPU one at a time) | "sequential" (layer by layer; lowest
-    memory, slowest); `vae_tiling` decodes the video in overlapping tiles.
+    memory, slowest); `vae_tiling` decodes the video in overlapping tiles. Loaded weights are
+    frozen. `cached=False` returns a private copy that a trainer may move, hook and unfreeze
+    without touching the copy the app and the evaluators share.
     """
-    from diffusers import DiffusionPipeline
-
-    from .memory import MemoryOptions, apply_memory_options
-
     options = MemoryOptions(dtype=dtype, device=device, offload=offload, vae_tiling=vae_tiling)
     options.validate()
     folder = resolve_model(name_or_dir).resolve()
+    if not cached:
+        return _load(folder, options)
     key = (str(folder), (folder / "model_index.json").stat().st_mtime, options)
     with _lock:
         if key not in _cache:
-            validate_folder(folder)
-            try:
-                pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True,
-                                                         dtype=options.torch_dtype)
-            except Exception as err:
-                raise ValueError(f"model folder {str(folder)!r} could not be loaded: {err}") from err
-            pipe.set_progress_bar_config(disable=True)
-            for component in pipe.components.values():
-                if hasattr(component, "requires_grad_"):
-                    component.requires_grad_(False)  # loaded models are frozen; trainers unfreeze copies
-            apply_memory_options(pipe, options)
-            pipe.accvideo_sampling = read_sampling_defaults(folder)
-            pipe.accvideo_folder = folder
-            pipe.accvideo_memory = options
-            _cache[key] = pipe
+            _cache[key] = _load(folder, options)
         return _cache[key]
+
+
+def _load(folder: Path, options: MemoryOptions) -> LoadedModel:
+    from diffusers import DiffusionPipeline
+
+    from accvideo.models.memory import apply_memory_options
+
+    validate_folder(folder)
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True, dtype=options.torch_dtype)
+    except Exception as err:
+        raise ValueError(f"model folder {str(folder)!r} could not be loaded: {err}") from err
+    pipe.set_progress_bar_config(disable=True)
+    for component in pipe.components.values():
+        if hasattr(component, "requires_grad_"):
+            component.requires_grad_(False)  # loaded models are frozen; trainers unfreeze copies
+    apply_memory_options(pipe, options)
+    return LoadedModel(pipe=pipe, sampling=read_sampling_defaults(folder), folder=folder, memory=options)

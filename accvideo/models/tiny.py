@@ -19,7 +19,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipe
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
-from ..data.procedural import VOCABULARY, WorldConfig
+from accvideo.world import VOCABULARY, WorldConfig
 
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 

@@ -52,5 +52,4 @@ def build_tiny_hunyuan(seed: int = 0) -> HunyuanVideoPipeline:
         transformer=HunyuanVideoTransformer3DModel(**TRANSFORMER),
         vae=vae.eval(), scheduler=FlowMatchEulerDiscreteScheduler(shift=SAMPLING["shift"]),
         text_encoder_2=text_encoder_2.eval(), tokenizer_2=tokenizer_2)
-    pipe.accvideo_sampling = dict(SAMPLING)  # what load_pipeline attaches from accvideo_sampling.json
     return pipe

@@ -1,0 +1,1 @@
+"""The app layer: job specs and the job manager, services (domain logic) and the Gradio layout."""

@@ -1,0 +1,232 @@
+"""The Gradio layout: `build_app` builds the Compare, Toy, Distil and Models tabs and wires them.
+
+Only components and wiring live here: no tensor code and no domain rule. The handlers call the
+services (`services.compare`, `services.toy`, `services.job_views`, `services.models`), which
+raise `ValueError` naming the argument, the rule and the value; `gradio_errors` turns those into
+`gr.Error` with the same sentence. The job forms are built from the job specs' fields, so their
+defaults, labels and help are written once, in `jobs.specs`.
+
+Heavy work (generation) goes through one queue with `concurrency_limit=1` (plus the services'
+lock), so concurrent requests wait instead of fighting for the cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from .jobs import TABLE_FILE, JobManager, local_gpus
+from .services.compare import EXAMPLE_PROMPTS, MAX_STUDENTS, compare_models_gpu, speedup_note, teacher_default_steps
+from .services.job_views import FormField, distil_snapshot, job_form, launch_job, training_allowed
+from .services.models import available_students, list_models
+from .services.toy import toy_update
+
+REFRESH_SECONDS = 2.0  # how often the Distil tab re-reads the runs folder
+READ_ONLY = "training is disabled on this public Space."
+
+
+def gradio_errors(fn):
+    """`fn` with a ValueError turned into gr.Error with its sentence (what the page shows)."""
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+    return call
+
+
+def form_component(kind: str, f: FormField) -> gr.components.Component:
+    """The Gradio input for one job-form field (elem_id `<kind>-<field>`, underscores as dashes)."""
+    common = dict(label=f.label, info=f.help or None, elem_id=f"{kind}-{f.name.replace('_', '-')}")
+    if f.widget == "choice":
+        return gr.Dropdown(list(f.choices), value=f.value, allow_custom_value=f.custom, **common)
+    if f.widget == "integer":
+        return gr.Number(f.value, precision=0, **common)
+    if f.widget == "number":
+        return gr.Number(f.value, **common)
+    return gr.Textbox(f.value, **common)
+
+
+def _student_choices(manager: JobManager, selected=None) -> dict:
+    choices = list(available_students(manager))
+    value = [s for s in (selected if selected is not None else choices[:2]) if s in choices]
+    return gr.update(choices=choices, value=value)
+
+
+def _compare_tab(manager: JobManager, teacher: str):
+    """The Compare tab; returns the students dropdown (the Distil tab loads a student into it)."""
+
+    def ui_compare(prompt, seed, teacher_steps, students, progress=gr.Progress(track_tqdm=True)):
+        result = gradio_errors(compare_models_gpu)(prompt, seed, teacher_steps, students, teacher=teacher,
+                                                   manager=manager)
+        # plain paths keep the API's answer clean; labels and visibility follow in `show_slots`
+        paths = [path for _, path in result.videos] + [None] * (1 + MAX_STUDENTS - len(result.videos))
+        labels = [label for label, _ in result.videos]
+        return (*paths, result.table, result.figure, result.seed, speedup_note(result.table), labels)
+
+    def show_slots(labels):
+        return [gr.update(label=labels[i], visible=True) if i < len(labels) else gr.update(visible=False)
+                for i in range(1 + MAX_STUDENTS)]
+
+    with gr.Row():
+        with gr.Column(scale=1):
+            prompt = gr.Textbox(value=EXAMPLE_PROMPTS[0], label="Prompt")
+            gr.Examples(EXAMPLE_PROMPTS, inputs=prompt)
+            seed = gr.Number(value=0, precision=0, label="Seed (-1: random)")
+            teacher_steps = gr.Slider(1, 200, value=teacher_default_steps(teacher), step=1, label="Teacher steps")
+            # custom values allowed so an API caller can name a run finished after the page
+            # was built; compare_models checks every name against the students found
+            initial = _student_choices(manager)
+            students = gr.Dropdown(label="Students", multiselect=True, allow_custom_value=True, elem_id="students",
+                                   choices=initial["choices"], value=initial["value"])
+            compare_button = gr.Button("Compare", variant="primary")
+        with gr.Column(scale=3):
+            with gr.Row():
+                video_slots = [gr.Video(label="teacher", autoplay=True, loop=True, height=256)]
+                video_slots += [gr.Video(label=f"student {i + 1}", autoplay=True, loop=True, height=256,
+                                         visible=False) for i in range(MAX_STUDENTS)]
+            speedup = gr.Markdown(elem_id="speedup")
+            timing_table = gr.Dataframe(label="Time per stage (s), NFE and speedup", elem_id="timing")
+            timing_plot = gr.Plot(label="Timing", elem_id="timing-plot")
+            used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
+    slot_labels = gr.State([])
+    compare_button.click(ui_compare, [prompt, seed, teacher_steps, students],
+                         [*video_slots, timing_table, timing_plot, used_seed, speedup, slot_labels],
+                         api_name="compare", concurrency_limit=1, concurrency_id="generate"
+                         ).then(show_slots, slot_labels, video_slots, api_name=False, queue=False)
+    return students
+
+
+def _toy_tab(toy_tab: gr.Tab) -> None:
+    def ui_toy(M, noise_mismatch, lower, upper, num_points):
+        figures, summary = gradio_errors(toy_update)(M, noise_mismatch, lower, upper, num_points)
+        return (figures["trajectories"], figures["useless_vs_M"], figures["student_results"],
+                figures["distribution_matching"], summary)
+
+    gr.Markdown("The paper's Fig. 2 in 1D: a flow-matching teacher on two data points. Knowledge distillation "
+                "by forward diffusion makes *useless* points once the student's data mismatches the teacher's "
+                "(M) or noise is paired at random; the teacher's own trajectories never do.")
+    with gr.Row():
+        toy_M = gr.Slider(0, 5, value=1.0, step=0.05, label="Dataset mismatch M")
+        toy_noise = gr.Checkbox(value=False, label="Gaussian-noise mismatch")
+        toy_lower = gr.Slider(-3, -0.1, value=-1.0, step=0.1, label="Data position (lower)")
+        toy_upper = gr.Slider(0.1, 3, value=1.0, step=0.1, label="Data position (upper)")
+        toy_points = gr.Slider(200, 5000, value=1000, step=100, label="Sample count")
+    toy_summary = gr.Markdown(elem_id="toy-summary")
+    # one figure per row: the toy's multi-panel figures need the width
+    toy_traj = gr.Plot(label="Teacher trajectories and distillation points", elem_id="toy-traj")
+    toy_useless = gr.Plot(label="Useless points vs M")
+    toy_students = gr.Plot(label="Students")
+    toy_dm = gr.Plot(label="Distribution matching")
+    inputs = [toy_M, toy_noise, toy_lower, toy_upper, toy_points]
+    outputs = [toy_traj, toy_useless, toy_students, toy_dm, toy_summary]
+    for slider in (toy_M, toy_lower, toy_upper, toy_points):
+        slider.release(ui_toy, inputs, outputs, api_name=False, concurrency_id="toy", trigger_mode="always_last")
+    toy_noise.change(ui_toy, inputs, outputs, api_name=False, concurrency_id="toy")
+    toy_tab.select(ui_toy, inputs, outputs, api_name=False, concurrency_id="toy")
+    gr.Button("Update toy", size="sm").click(ui_toy, inputs, outputs, api_name="toy", concurrency_id="toy")
+
+
+def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs: gr.Tabs) -> None:
+    def refuse_if_read_only():
+        if not can_train:
+            raise gr.Error(READ_ONLY)
+
+    def ui_launch(kind, *values):
+        names = [f.name for f in fields[kind]]
+        state = gradio_errors(launch_job)(manager, kind, **dict(zip(names, values)))
+        gr.Info(f"launched {state.name}")
+        names = [s.name for s in manager.runs()]
+        return state.command, gr.update(choices=names, value=state.name)
+
+    def ui_stop(name):
+        refuse_if_read_only()
+        return gradio_errors(manager.stop)(name).command
+
+    def ui_resume(name):
+        refuse_if_read_only()
+        return gradio_errors(manager.resume)(name).command
+
+    def ui_load_student(name, selected):
+        label = f"run:{name}" if name else ""
+        if label not in available_students(manager):
+            raise gr.Error(f"`run` must be a finished distillation run with a student but is {name!r}.")
+        selected = [s for s in (selected or []) if s != label][: MAX_STUDENTS - 1] + [label]
+        return _student_choices(manager, selected), gr.Tabs(selected="compare")
+
+    def refresh(name):
+        # reads only: the table is rebuilt from the job.json files; runs.csv is the manager's to write
+        snap = gradio_errors(distil_snapshot)(manager, name)
+        return (snap.view.log, snap.view.progress, snap.view.figure, snap.table,
+                *[gr.update(choices=snap.synvid_runs) for _ in synvid_inputs], gr.update(choices=snap.run_names))
+
+    gpus = local_gpus()
+    gr.Markdown(f"Launch the same command a user would type. This machine: **{gpus} GPU(s)**"
+                + ("" if gpus else ", so jobs run on the CPU (several processes use gloo)")
+                + f". Runs live in `{manager.runs_dir}`."
+                + ("" if can_train else "\n\n**Read-only on this public Space**: set "
+                   "`ACCVIDEO_ENABLE_TRAINING=1` to launch jobs."))
+    fields = {kind: job_form(kind, manager) for kind in ("synvid", "accvideo", "gpd")}
+    forms: dict[str, list] = {}
+    buttons = {}
+    with gr.Tabs():
+        for kind, title in (("synvid", "SynVid"), ("accvideo", "AccVideo"), ("gpd", "GPD")):
+            with gr.Tab(title):
+                forms[kind] = [form_component(kind, f) for f in fields[kind]]
+                buttons[kind] = gr.Button(f"Launch {title}", interactive=can_train)
+    # inputs whose choices are the finished SynVid runs: the refresh keeps them current
+    synvid_inputs = [component for kind in forms for f, component in zip(fields[kind], forms[kind])
+                     if f.source == "synvid_runs"]
+    command = gr.Textbox(label="Command", interactive=False, elem_id="job-command")
+    with gr.Row():
+        job_name = gr.Dropdown([s.name for s in manager.runs()], label="Job", elem_id="job-select",
+                               allow_custom_value=True)
+        stop_button = gr.Button("Stop", interactive=can_train)
+        resume_button = gr.Button("Resume", interactive=can_train)
+        load_button = gr.Button("Load student into Compare", variant="primary")
+    job_progress = gr.Markdown(elem_id="job-progress")
+    with gr.Row():
+        job_log = gr.Textbox(label="Log (tail)", lines=14, max_lines=14, autoscroll=True)
+        loss_plot = gr.Plot(label="Loss")
+    runs_table = gr.Dataframe(manager.table(), label=f"Runs ({manager.runs_dir / TABLE_FILE})",
+                              interactive=False, elem_id="runs-table")
+    for kind, button in buttons.items():
+        button.click(lambda *v, kind=kind: ui_launch(kind, *v), forms[kind], [command, job_name],
+                     api_name=f"launch_{kind}", concurrency_id="jobs")
+    view_outputs = [job_log, job_progress, loss_plot, runs_table, *synvid_inputs, job_name]
+    job_name.change(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs")
+    stop_button.click(ui_stop, [job_name], [command], api_name="stop_job", concurrency_id="jobs")
+    resume_button.click(ui_resume, [job_name], [command], api_name="resume_job", concurrency_id="jobs")
+    load_button.click(ui_load_student, [job_name, students], [students, tabs], api_name="load_student",
+                      concurrency_id="jobs")
+    gr.Timer(REFRESH_SECONDS).tick(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs",
+                                   show_progress="hidden")
+
+
+def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None = None,
+              max_queue: int = 32) -> gr.Blocks:
+    """The four-tab app. `default_model` is the teacher of Compare; jobs live in `runs_dir`."""
+    manager = JobManager(runs_dir)
+    with gr.Blocks(title="AccVideo Workbench") as demo:
+        gr.Markdown("# AccVideo Workbench\nFew-step video diffusion, real and explorable: a slow teacher and its "
+                    "distilled few-step students side by side, the paper's 1D toy, and the distillation backend.")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Compare", id="compare"):
+                students = _compare_tab(manager, default_model)
+            with gr.Tab("Toy", id="toy") as toy_tab:
+                _toy_tab(toy_tab)
+            with gr.Tab("Distil", id="distil"):
+                _distil_tab(manager, training_allowed(), students, tabs)
+            with gr.Tab("Models", id="models"):
+                gr.Markdown("Models this app can use. Bundled tiny models ship in `assets/` (no download); "
+                            "finished runs appear as `run:NAME`; real checkpoints show where they were found "
+                            "(a local folder or the Hugging Face cache) or what to download.")
+                models_table = gr.Dataframe(list_models(manager), label="Models", interactive=False,
+                                            elem_id="models-table", wrap=True)
+                gr.Button("Refresh", size="sm").click(lambda: list_models(manager), None, [models_table],
+                                                      api_name="models")
+        demo.load(lambda: (_student_choices(manager), list_models(manager)), None, [students, models_table],
+                  api_name=False)
+    demo.queue(max_size=max_queue, default_concurrency_limit=1)
+    return demo

@@ -1,0 +1,138 @@
+"""The models the app can use: bundled tiny models (with their provenance), students from finished
+distillation runs, and real checkpoints when the model registry reports them.
+
+Students are discovered, not listed: every bundled model whose `accvideo_sampling.json` says
+`"role": "student"`, plus every finished distillation run in the runs folder (`run:NAME`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+# lower layer (its path may change with the layout step; keep it in this one block)
+from accvideo.models import registry
+from accvideo.models.registry import ASSETS, BUNDLED, read_sampling_defaults
+
+from ..jobs import JobManager
+
+MODEL_COLUMNS = ["model", "source", "role", "steps", "available", "provenance", "where", "how to get it"]
+
+
+def available_students(manager: JobManager | None = None) -> dict[str, str]:
+    """Student label -> model reference: bundled models whose sampling role is `student`
+    (tiny-accvideo, tiny-gpd once bundled, ...) plus finished distillation runs ('run:NAME')."""
+    found: dict[str, str] = {}
+    for name, folder in sorted(BUNDLED.items()):
+        try:
+            defaults = read_sampling_defaults(ASSETS / folder)
+        except ValueError:
+            continue
+        if defaults.get("role") == "student" and (ASSETS / folder / "model_index.json").exists():
+            found[name] = name
+    if manager is not None:
+        found.update({label: str(folder) for label, folder in manager.students().items()})
+    return found
+
+
+def list_models(manager: JobManager | None = None) -> pd.DataFrame:
+    """Models this app can use: bundled tiny models with their folders and provenance, finished runs,
+    and real checkpoints when the registry reports them (local or Hugging Face cache, else what to download)."""
+    rows = []
+    for name, folder in sorted(BUNDLED.items()):
+        path = ASSETS / folder
+        try:
+            defaults = read_sampling_defaults(path)
+        except ValueError as err:
+            defaults = {"role": f"broken: {err}"}
+        provenance = read_provenance(path)
+        rows.append({"model": name, "source": "bundled", "role": defaults.get("role", "teacher"),
+                     "steps": defaults.get("num_steps"), "available": (path / "model_index.json").exists(),
+                     "where": str(path), "how to get it": provenance.get("command") or "in git (assets/)",
+                     "provenance": provenance_line(provenance)})
+    if manager is not None:
+        for label, folder in manager.students().items():
+            defaults = read_sampling_defaults(folder)
+            rows.append({"model": label, "source": "run", "role": "student", "steps": defaults.get("num_steps"),
+                         "available": True, "where": str(folder), "how to get it": "Distil tab"})
+    rows += real_model_rows()
+    # provenance before the long columns, so it shows without scrolling the table sideways
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS).fillna({"provenance": ""})
+
+
+def read_provenance(folder: Path) -> dict:
+    """A bundled model's provenance.json ({} when absent or unreadable: the table still lists it)."""
+    try:
+        return json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def provenance_line(provenance: dict) -> str:
+    """One line from provenance.json: commit, the stage's wall time, scores and bench time."""
+    parts = []
+    if provenance.get("bundled_at_commit"):
+        parts.append(f"commit {provenance['bundled_at_commit'][:10]}")
+    pipeline_wall = (provenance.get("reproduce") or {}).get("pipeline_wall_s")
+    if pipeline_wall:
+        parts.append(f"reproduce run {pipeline_wall / 60:.1f} min in all")
+    if provenance.get("wall_s"):
+        parts.append(f"trained in {provenance['wall_s'] / 60:.1f} min")
+    scores = provenance.get("scores") or {}
+    if "procbench_train" in scores:
+        held = f" (held out {scores['procbench_heldout']:.2f})" if "procbench_heldout" in scores else ""
+        parts.append(f"ProcBench {scores['procbench_train']:.2f}{held}")
+    if scores.get("bench_total_s"):
+        parts.append(f"{scores['bench_total_s']:.3f} s per video")
+    if provenance.get("seed") is not None:
+        parts.append(f"seed {provenance['seed']}")
+    return "; ".join(parts)
+
+
+def _registry_status():
+    """The registry's `model_status()` / `real_models()`, wherever it lives (registry.py or models/real.py),
+    or None. Looked up at call time: the real-model registry is optional and its name not settled."""
+    status = getattr(registry, "model_status", None) or getattr(registry, "real_models", None)
+    if status is not None:
+        return status
+    try:
+        real = importlib.import_module("accvideo.models.real")
+    except ImportError:
+        return None
+    return getattr(real, "model_status", None) or getattr(real, "real_models", None)
+
+
+def _as_records(found) -> list[dict]:
+    # the registry may answer with a DataFrame, a {name: info} dict, or a list of dicts / objects
+    if isinstance(found, pd.DataFrame):
+        return found.to_dict("records")
+    if isinstance(found, dict):
+        return [{"name": k, **(v if isinstance(v, dict) else {"status": v})} for k, v in found.items()]
+    return [item if isinstance(item, dict) else vars(item) if hasattr(item, "__dict__") else {"name": str(item)}
+            for item in found or []]
+
+
+def real_model_rows() -> list[dict]:
+    """Real checkpoints from the registry, with where they were found or what to download."""
+    status = _registry_status()
+    if status is None:
+        return []
+    try:
+        found = status()
+    except Exception as err:  # a registry problem must not take the tab down
+        return [{"model": "real checkpoints", "source": "registry", "role": "", "steps": None,
+                 "available": False, "where": "", "how to get it": f"registry error: {err}"}]
+    rows = []
+    for item in _as_records(found):
+        where = item.get("path") or item.get("local_path") or item.get("where") or ""
+        available = bool(item.get("available", item.get("present", bool(where))))
+        download = item.get("download") or item.get("download_command") or item.get("hint", "")
+        if isinstance(download, list | tuple):
+            download = "; ".join(download)
+        rows.append({"model": item.get("name") or item.get("model", "?"), "source": "real",
+                     "role": item.get("role", ""), "steps": item.get("num_steps"), "available": available,
+                     "where": str(where), "how to get it": "" if available else download})
+    return rows

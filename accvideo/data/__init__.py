@@ -1,1 +1,0 @@
-"""Data: the procedural video world (and, later, SynVid trajectories)."""

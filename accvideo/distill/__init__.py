@@ -1,1 +1,0 @@
-"""Distillation: one trainer (`trainer.py`), many methods (`accvideo_method.py`, ...)."""

@@ -1,0 +1,206 @@
+"""The stages of `reproduce` that compute (teacher to toy, and bundle), where they write
+(`Paths`) and when they finished (`StageLog`, OUT/stages.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from accvideo.eval.bench import run_speed_bench
+from accvideo.eval.scorer import Scorer
+from accvideo.experiments.ablation import run_ablation, student_run
+from accvideo.experiments.bundle import bundle_run
+from accvideo.experiments.reproduce.presets import Preset, synvid_store
+from accvideo.experiments.reproduce.rows import SPLITS, bench_specs, procbench_rows, report_rows
+
+# synvid, training and world are reworked elsewhere: this module imports them here only
+from accvideo.synvid import SynVidConfig, generate_synvid
+from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+from accvideo.training.recipes.teacher import TeacherTrainConfig, train_teacher
+from accvideo.util.config import apply_overrides, load_config
+from accvideo.util.io import atomic_write_text
+from accvideo.world import SPLITS as WORLD_SPLITS
+from accvideo.world import prompt_for
+
+STAGES = ("teacher", "synvid", "accvideo", "gpd", "eval", "bench", "toy", "report", "bundle")
+
+
+@dataclass
+class Paths:
+    """Where every stage writes, under OUT (the figures beside RESULTS.md)."""
+
+    out: Path
+    results: Path  # the RESULTS.md file; its figures go to a sibling folder `results/`
+    bundle_dir: Path | None = None
+    teacher_run: Path = field(init=False)
+    teacher: Path = field(init=False)
+    synvid: Path = field(init=False)
+    accvideo: Path = field(init=False)
+    gpd: Path = field(init=False)
+    scores: Path = field(init=False)
+    figures: Path = field(init=False)
+
+    def __post_init__(self):
+        self.teacher_run = self.out / "teacher"
+        self.teacher = self.teacher_run / "pipeline"
+        self.synvid = self.out / "synvid"
+        self.accvideo = self.out / "accvideo"
+        self.gpd = self.out / "gpd"
+        self.scores = self.out / "scores"
+        self.figures = self.results.parent / "results"
+
+    def student(self, m: int, adversarial: bool = True) -> Path:
+        return self.accvideo / student_run(m, adversarial) / "pipeline"
+
+
+class StageLog:
+    """OUT/stages.json: when each stage finished and how long it took (summed over resumed runs)."""
+
+    def __init__(self, out: Path):
+        self.path = out / "stages.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"stages": {}}
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data["stages"] and self.data["stages"][stage].get("finished") is not None
+
+    def _add(self, stage: str, seconds: float) -> dict:
+        entry = self.data["stages"].setdefault(stage, {"wall_s": 0.0, "finished": None})
+        entry["wall_s"] = round(entry["wall_s"] + seconds, 1)
+        return entry
+
+    def add_partial(self, stage: str, seconds: float) -> None:
+        self._add(stage, seconds)
+        self._write()
+
+    def finish(self, stage: str, seconds: float, **extra) -> None:
+        entry = self._add(stage, seconds)
+        entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        entry.update(extra)
+        self._write()
+
+    def wall(self, stage: str) -> float:
+        return float(self.data["stages"].get(stage, {}).get("wall_s", 0.0))
+
+    def pipeline_wall(self) -> float:
+        """The pipeline's wall time: its computing stages, not `report` and `bundle`, which only
+        write out what the others measured (and rerun on every call)."""
+        return sum(self.wall(s) for s in STAGES if s not in ("report", "bundle"))
+
+    def _write(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.data, indent=2))
+
+
+def fmt_seconds(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_teacher(p: Paths, preset: Preset) -> dict:
+    summary_file = p.teacher_run / "summary.json"
+    if (p.teacher / "model_index.json").exists() and summary_file.exists():
+        # finished before (e.g. by the same `train-teacher` command): rerunning would only
+        # overwrite its summary, so read it instead
+        return {"teacher_wall_s": json.loads(summary_file.read_text()).get("wall_s")}
+    cfg = load_config(TeacherTrainConfig, None, ["preset=tiny", *preset.teacher_overrides])
+    summary = train_teacher(cfg, p.teacher_run, resume=True)
+    return {"teacher_wall_s": summary.get("wall_s")}
+
+
+def stage_synvid(p: Paths, preset: Preset) -> dict:
+    prompts = "train"
+    if preset.synvid_num_prompts is not None:
+        p.out.mkdir(parents=True, exist_ok=True)
+        source = p.out / "synvid-prompts.txt"
+        source.write_text("\n".join(prompt_for(*c) for c in WORLD_SPLITS["train"][: preset.synvid_num_prompts]) + "\n")
+        prompts = str(source)
+    k = preset.synvid_samples_per_prompt
+    # shards of whole prompts (about SynVid's default size), so every batch holds `synvid_batch`
+    # seeds when K is a multiple of it
+    cfg = SynVidConfig(teacher=str(p.teacher), prompts=prompts, num_steps=preset.synvid_steps,
+                       samples_per_prompt=k, store=synvid_store(preset), batch_size=preset.synvid_batch,
+                       shard_size=k * max(1, SynVidConfig.shard_size // k))
+    summary = generate_synvid(cfg, p.synvid)
+    return {"synvid": summary.line()}
+
+
+def stage_accvideo(p: Paths, preset: Preset) -> dict:
+    scorer = Scorer(str(p.teacher), p.scores, "train", preset.num_videos)
+    table = run_ablation(str(p.teacher), str(p.synvid), p.accvideo, num_key_steps=preset.accvideo_m,
+                         frontier=preset.frontier, steps=preset.accvideo_steps, split="train",
+                         num_videos=preset.num_videos, overrides=list(preset.accvideo_overrides),
+                         frontier_steps=preset.frontier_steps, scorer=scorer,
+                         trajectory_only=preset.trajectory_only)
+    return {"rows": len(table)}
+
+
+def stage_gpd(p: Paths, preset: Preset) -> dict:
+    overrides = [*preset.gpd_overrides, f"method.stage_steps=[{','.join(map(str, preset.gpd_stage_steps))}]",
+                 f"method.teacher_steps={preset.gpd_schedule[0]}",
+                 f"method.schedule=[{','.join(str(n) for n in preset.gpd_schedule[1:])}]"]
+    cfg = apply_overrides(GPDDistillConfig(), overrides)
+    summary = run_gpd(str(p.teacher), p.gpd, cfg, resume=True)
+    return {"stages": len(summary["stage_runs"])}
+
+
+def stage_eval(p: Paths, preset: Preset) -> dict:
+    scorers = {split: Scorer(str(p.teacher), p.scores, split, preset.num_videos) for split in SPLITS}
+    rows = [scorers[split].score(row.label, str(row.model), row.steps)
+            for split, row in procbench_rows(report_rows(p, preset))]
+    table = pd.DataFrame(rows)
+    table.to_csv(p.out / "procbench.csv", index=False)
+    return {"rows": len(rows)}
+
+
+def stage_bench(p: Paths, preset: Preset) -> dict:
+    specs = bench_specs(report_rows(p, preset))
+    result = run_speed_bench(list(specs.values()), repeats=preset.bench_repeats, warmup=preset.bench_warmup)
+    rows = result.rows.copy()
+    rows.insert(0, "name", list(specs))
+    rows.to_csv(p.out / "bench.csv", index=False)
+    return {"baseline_total_s": float(rows.total_s.iloc[0])}
+
+
+def stage_toy(p: Paths, preset: Preset) -> dict:
+    from toy.api import ToyConfig, run_toy
+    from toy.figures import write_pngs
+    from toy.teacher import get_teacher
+
+    values = {}
+    if preset.toy_seeds is not None:
+        values["num_seeds"] = preset.toy_seeds
+    if preset.toy_points is not None:
+        values["num_points"] = preset.toy_points
+    config = ToyConfig.from_dict(values)
+    result = run_toy(config)
+    out = p.out / "toy"
+    write_pngs(result, get_teacher(config.teacher_config), out)
+    result.table.to_csv(out / "useless.csv", index=False)
+    return {"figures": sorted(f.name for f in out.glob("*.png"))}
+
+
+def stage_bundle(p: Paths, preset: Preset, stages: StageLog, command: str) -> dict:
+    if p.bundle_dir is None:
+        return {"skipped": "no --bundle-dir"}
+    procbench = pd.read_csv(p.out / "procbench.csv")
+    bench = pd.read_csv(p.out / "bench.csv")
+
+    def scores(row: str) -> dict:
+        rows = procbench[procbench["row"] == row]
+        return {f"procbench_{r['split']}": float(r["total"]) for _, r in rows.iterrows()}
+
+    seconds = dict(zip(bench["name"], bench["total_s"]))
+    made = []
+    reproduce = {"command": command, "out": str(p.out), "pipeline_wall_s": round(stages.pipeline_wall(), 1),
+                 "stage_walls_s": {s: v.get("wall_s") for s, v in stages.data["stages"].items()}}
+    for row in report_rows(p, preset):
+        if row.bundle is None:
+            continue
+        extra = {"reproduce": reproduce, "scores": {**scores(row.label), "bench_total_s": seconds.get(row.bench)}}
+        made.append(str(bundle_run(row.run, row.bundle, command, dest_root=p.bundle_dir, extra=extra)))
+    return {"bundled": made}

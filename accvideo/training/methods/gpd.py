@@ -1,0 +1,200 @@
+"""GPD: guided progressive distillation with online targets and a frequency-domain loss.
+
+Stages k = 1..K with student step counts N_1 > N_2 > ... (default 24, 12, 6 after a 48-step
+teacher; each N divides the previous one). In stage k the frozen *guide* is the previous
+stage's student (the teacher in stage 1) on its grid of N_{k-1} steps; the student, which
+starts from the guide's weights, takes one step where the guide takes `span = N_{k-1} / N_k`.
+
+Online targets (no stored dataset): for each sample, draw a prompt, a noise and a step index
+i; roll the current student from noise on its own grid to step i (no gradient), giving x_i;
+the guide takes its `span` small steps from x_i to sigma_{i+1}: that is the target; the
+student's single step from x_i must land there:
+
+    L = || x_hat_{i+1} - x_target ||^2 + lambda_f * L_freq(x_hat_{i+1}, x_target)
+
+L_freq is the error of the 3D FFT over (time, height, width), weighted towards high
+frequencies: weight 1 + (high_weight - 1) * [radius > cutoff], radius the normalised
+frequency magnitude in [0, 1].
+
+Our choices where the abstract is silent (config fields): the guidance scale is baked into
+the student in stage 1 (the teacher's guided velocity is the stage-1 target; later stages
+use one call per step); states come from rolling the student itself (on-policy); the FFT
+weight is a step at `freq_cutoff`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from accvideo.core.schedules import sigma_schedule
+
+
+@dataclass
+class GPDConfig:
+    teacher_steps: int = 48
+    schedule: tuple[int, ...] = (24, 12, 6)  # student steps per stage; trainer.steps is per stage
+    guidance_scale: float | None = None  # None: the teacher's own default
+    shift: float | None = None  # None: the teacher's own default
+    prompts: str = "train"  # a procedural split (train, heldout, all) or a text file, one prompt a line
+    lambda_freq: float = 0.1
+    freq_cutoff: float = 0.5
+    freq_high_weight: float = 4.0
+    freq_stages: tuple[int, ...] = ()  # stage indices (1-based) using L_freq; empty = all
+    stage_steps: tuple[int, ...] = ()  # optimiser steps per stage; empty = trainer.steps for every stage
+    # One step index per batch: the on-policy roll-out then costs index calls, not the batch's
+    # largest index (about half the forward passes); per-sample indices are the other choice.
+    shared_index: bool = True
+
+    def validate(self) -> None:
+        previous = self.teacher_steps
+        if not self.schedule:
+            raise ValueError("`method.schedule` must list at least one student step count but is empty.")
+        for n in self.schedule:
+            if n < 1 or n >= previous or previous % n != 0:
+                raise ValueError(f"`method.schedule` must decrease, each count dividing the previous one "
+                                 f"(starting from teacher_steps={self.teacher_steps}) but is {list(self.schedule)}.")
+            previous = n
+        if self.stage_steps and (len(self.stage_steps) != len(self.schedule) or min(self.stage_steps) < 1):
+            raise ValueError(f"`method.stage_steps` must give one count >= 1 per stage of {list(self.schedule)} "
+                             f"(or be empty) but is {list(self.stage_steps)}.")
+        if not 0 < self.freq_cutoff < 1:
+            raise ValueError(f"`method.freq_cutoff` must be in (0, 1) but is {self.freq_cutoff}.")
+        if self.lambda_freq < 0:
+            raise ValueError(f"`method.lambda_freq` must be >= 0 but is {self.lambda_freq}.")
+
+
+def frequency_weights(shape: tuple[int, int, int], cutoff: float, high_weight: float) -> torch.Tensor:
+    """Weights over the 3D FFT grid (T, H, W): 1 below `cutoff`, `high_weight` above it."""
+    axes = [torch.fft.fftfreq(n).abs() * 2 for n in shape]  # each in [0, 1]
+    t, h, w = torch.meshgrid(*axes, indexing="ij")
+    radius = torch.sqrt((t**2 + h**2 + w**2) / 3)
+    return 1 + (high_weight - 1) * (radius > cutoff).float()
+
+
+def frequency_loss(x: torch.Tensor, target: torch.Tensor, cutoff: float, high_weight: float) -> torch.Tensor:
+    """Weighted squared error of the 3D FFT of x - target; x, target: (B, C, T, H, W)."""
+    spectrum = torch.fft.fftn((x - target).float(), dim=(-3, -2, -1), norm="ortho")
+    weights = frequency_weights(tuple(x.shape[-3:]), cutoff, high_weight).to(x.device)
+    return (weights * spectrum.abs() ** 2).mean()
+
+
+def high_frequency_ratio(x: torch.Tensor, cutoff: float = 0.5) -> torch.Tensor:
+    """Share of spectral energy above `cutoff` per sample; x: (B, C, T, H, W) -> (B,)."""
+    power = torch.fft.fftn(x.float(), dim=(-3, -2, -1), norm="ortho").abs() ** 2
+    mask = frequency_weights(tuple(x.shape[-3:]), cutoff, 2.0) > 1
+    return (power * mask).sum(dim=(1, 2, 3, 4)) / power.sum(dim=(1, 2, 3, 4)).clamp_min(1e-12)
+
+
+class GPDStage:
+    """One GPD stage as a trainer method: roles student (trainable) and guide (frozen)."""
+
+    name = "gpd"
+    all_phases = ["student"]
+
+    def __init__(self, cfg: GPDConfig, stage: int, student_init: nn.Module, guide: nn.Module, guide_steps: int,
+                 guide_guidance: float, text: torch.Tensor, empty_text: torch.Tensor, latent_shape: tuple[int, ...],
+                 shift: float):
+        """stage: 1-based. text: (P, L, D) prompt embeddings; empty_text: (L, D) for guidance.
+        latent_shape: (C, T, H, W)."""
+        self.cfg, self.stage = cfg, stage
+        self.student_steps = cfg.schedule[stage - 1]
+        self.guide_steps = guide_steps
+        self.span = guide_steps // self.student_steps
+        fine = sigma_schedule(cfg.teacher_steps, shift).float()
+        self.guide_sigmas = fine[:: cfg.teacher_steps // guide_steps]
+        self.student_sigmas = fine[:: cfg.teacher_steps // self.student_steps]
+        self.guide = guide.eval().requires_grad_(False)
+        self.guide_guidance = guide_guidance
+        self.student = copy.deepcopy(student_init).train().requires_grad_(True)
+        self.text, self.empty_text = text.detach().clone(), empty_text.detach().clone()
+        self.latent_shape = latent_shape
+        self.use_freq = cfg.lambda_freq > 0 and (not cfg.freq_stages or stage in cfg.freq_stages)
+
+    def to(self, device: torch.device) -> GPDStage:
+        """Move the models, schedules and the empty-prompt embedding to `device` (the prompt
+        embeddings stay on the CPU; the trainer moves each batch)."""
+        self.guide.to(device)
+        self.student.to(device)
+        self.guide_sigmas, self.student_sigmas = self.guide_sigmas.to(device), self.student_sigmas.to(device)
+        self.empty_text = self.empty_text.to(device)
+        return self
+
+    def trainable(self) -> dict[str, nn.Module]:
+        return {"student": self.student}
+
+    def phases(self, step: int) -> list[str]:
+        return ["student"]
+
+    def phase_modules(self, phase: str) -> list[str]:
+        return ["student"]
+
+    def lr(self, phase: str, base_lr: float) -> float:
+        return base_lr
+
+    def batch(self, rng: np.random.Generator, batch_size: int) -> dict:
+        g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        count = 1 if self.cfg.shared_index else batch_size
+        return {"text": self.text[torch.from_numpy(rng.integers(0, len(self.text), batch_size))],
+                "noise": torch.randn((batch_size, *self.latent_shape), generator=g),
+                "index": torch.from_numpy(rng.integers(0, self.student_steps, count)).expand(batch_size).clone()}
+
+    def _velocity(self, model, x, sigma, text, guidance: float = 1.0):
+        t = sigma * 1000
+        v = model(x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
+        if guidance > 1.0:
+            empty = self.empty_text.expand_as(text)
+            v_uncond = model(x, timestep=t, encoder_hidden_states=empty, return_dict=False)[0]
+            v = v_uncond + guidance * (v - v_uncond)
+        return v
+
+    @torch.no_grad()
+    def online_target(self, noise: torch.Tensor, text: torch.Tensor, index: torch.Tensor):
+        """Roll the student from noise to each sample's step `index` on the student grid, then
+        let the guide take `span` steps. Returns (x_i, target), both (B, C, T, H, W)."""
+        x = noise.clone()
+        s = self.student_sigmas
+        steps = index.max().clone()
+        if dist.is_initialized():
+            # FSDP2 gathers parameters inside every forward: all ranks must make the same
+            # number of student calls, so roll to the largest index of any rank (the extra
+            # steps change nothing: `active` is False for every sample there)
+            dist.all_reduce(steps, op=dist.ReduceOp.MAX)
+        for i in range(int(steps)):
+            active = (index > i).view(-1, 1, 1, 1, 1)
+            v = self._velocity(self.student, x, s[i].expand(len(x)), text)
+            x = torch.where(active, x + (s[i + 1] - s[i]) * v, x)
+        target = x.clone()
+        for k in range(self.span):
+            fine = index * self.span + k
+            sigma, sigma_next = self.guide_sigmas[fine], self.guide_sigmas[fine + 1]
+            v = self._velocity(self.guide, target, sigma, text, self.guide_guidance)
+            target = target + (sigma_next - sigma).view(-1, 1, 1, 1, 1) * v
+        return x, target
+
+    def loss(self, phase: str, batch: dict, wrapped: dict[str, nn.Module], step: int):
+        index, text = batch["index"], batch["text"]
+        x, target = self.online_target(batch["noise"], text, index)
+        s, s_next = self.student_sigmas[index], self.student_sigmas[index + 1]
+        v = self._velocity(wrapped["student"], x, s, text)
+        x_hat = x + (s_next - s).view(-1, 1, 1, 1, 1) * v
+        mse = F.mse_loss(x_hat, target)
+        extra = {"target": mse.item()}
+        loss = mse
+        if self.use_freq:
+            freq = frequency_loss(x_hat, target, self.cfg.freq_cutoff, self.cfg.freq_high_weight)
+            loss = mse + self.cfg.lambda_freq * freq
+            extra["freq"] = freq.item()
+        return loss, extra
+
+    def export(self, pipe, modules: dict[str, nn.Module]) -> dict:
+        pipe.transformer.load_state_dict(modules["student"].state_dict())
+        return {"role": "student", "method": "gpd", "stage": self.stage, "num_steps": self.student_steps,
+                "sigmas": [float(v) for v in self.student_sigmas], "guidance_scale": 1.0,
+                "teacher_steps": self.cfg.teacher_steps, "schedule": list(self.cfg.schedule)}
