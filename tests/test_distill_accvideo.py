@@ -10,7 +10,7 @@ from accvideo.core.schedules import key_steps
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
-from accvideo.training.recipes.distill import AccVideoDistillConfig
+from accvideo.training.recipes.accvideo import AccVideoDistillConfig
 from accvideo.training.trainer import TrainerConfig, run_training
 from tests.helpers.ports import free_port
 
@@ -27,8 +27,8 @@ def key_data(tiny_pipeline_dir):
         r = generate(pipe, prompt, seed=i, num_steps=NUM_STEPS, return_trajectory=True, decode_video=False)
         latents.append(r.trajectory[key_steps(NUM_STEPS, M), 0])
         texts.append(pipe.pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=8)[0][0])
-    return {"latents": torch.stack(latents), "text": torch.stack(texts), "sigmas": r.sigmas,
-            "num_steps": NUM_STEPS, "prompts": prompts}
+    return {"latents": torch.stack(latents), "cond": {"encoder_hidden_states": torch.stack(texts)},
+            "sigmas": r.sigmas, "num_steps": NUM_STEPS, "prompts": prompts, "embedded_guidance_scale": None}
 
 
 def make_method(pipe, data, **kw):
@@ -56,7 +56,8 @@ def test_trajectory_loss_matches_hand_computation(tiny_pipeline_dir, key_data):
     for j in range(M):
         x = batch["states"][:, j]
         t = torch.full((2,), float(s[j]) * 1000)
-        v = method.student(x, timestep=t, encoder_hidden_states=batch["text"], return_dict=False)[0]
+        v = method.student(x, timestep=t, encoder_hidden_states=batch["cond"]["encoder_hidden_states"],
+                           return_dict=False)[0]
         x_hat = x + (s[j + 1] - s[j]) * v
         total += ((x_hat - batch["states"][:, j + 1]) ** 2).mean()
     assert torch.allclose(loss, total / M, rtol=1e-4)
@@ -127,6 +128,9 @@ def test_training_exports_a_student_pipeline_that_reloads_identically(tiny_pipel
     assert "discriminator/loss" not in lines[0] and "discriminator/loss" in lines[1]
     sampling = json.loads((tmp_path / "pipeline" / "accvideo_sampling.json").read_text())
     assert sampling["num_steps"] == M and sampling["guidance_scale"] == 1.0
+    # the exported weights are hashed, so a corrupted copy is refused on load
+    hashes = json.loads((tmp_path / "pipeline" / "sha256.json").read_text())
+    assert "transformer/diffusion_pytorch_model.safetensors" in hashes
     assert sampling["sigmas"] == pytest.approx([float(s) for s in method.key_sigmas])
     student = load_model(tmp_path / "pipeline")
     result = generate(student, "a red circle moving left", seed=0)
@@ -180,10 +184,10 @@ def test_key_states_come_from_synvid(synvid_dir, key_data):
 
     data = load_key_states(synvid_dir, M)
     assert data["latents"].shape[:2] == (4, M + 1) and data["num_steps"] == NUM_STEPS
-    assert set(data) == {"latents", "cond", "text", "sigmas", "num_steps", "prompts", "embedded_guidance_scale",
+    assert set(data) == {"latents", "cond", "sigmas", "num_steps", "prompts", "embedded_guidance_scale",
                          "family", "config"}
-    assert set(data["cond"]) == {"encoder_hidden_states"} and data["text"] is data["cond"]["encoder_hidden_states"]
-    assert data["text"].shape[0] == 4 and data["embedded_guidance_scale"] is None and data["family"] == "wan"
+    assert set(data["cond"]) == {"encoder_hidden_states"} and data["cond"]["encoder_hidden_states"].shape[0] == 4
+    assert data["embedded_guidance_scale"] is None and data["family"] == "wan"
     # the first stored trajectory (prompt 0, seed 0) is the one generated in memory above
     assert torch.allclose(data["latents"][0], key_data["latents"][0], atol=1e-5)
     with pytest.raises(ValueError, match="num_key_steps"):
@@ -196,7 +200,8 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
     done = _cli(base + ["--out", str(tmp_path / "dry"), "--dry-run"] + _sets(CLI_FAST))
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["key_steps"] == [0, 2, 4, 6]
-    done = _cli(base + ["--out", str(tmp_path / "ddp")] + _sets(CLI_FAST), torchrun=True)
+    # two micro-batches per step: the first accumulates under DDP no_sync, the second all-reduces
+    done = _cli(base + ["--out", str(tmp_path / "ddp")] + _sets(CLI_FAST + ["trainer.grad_accum=2"]), torchrun=True)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 4
@@ -208,17 +213,17 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, monkeypatch):
     import accvideo.training.trainer as trainer_module
-    from accvideo.training.recipes.distill import run_accvideo
+    from accvideo.training.recipes.accvideo import run_accvideo
     from accvideo.util.config import apply_overrides
 
     cfg = apply_overrides(AccVideoDistillConfig(), CLI_FAST)
     run_accvideo(str(tiny_pipeline_dir), str(synvid_dir), tmp_path / "straight", cfg)
     original = trainer_module._step_rng
 
-    def crash(seed, step, micro, rank):
+    def crash(seed, step, micro, rank, stream=None):
         if step == 3:
             raise KeyboardInterrupt("simulated kill")
-        return original(seed, step, micro, rank)
+        return original(seed, step, micro, rank, stream)
 
     monkeypatch.setattr(trainer_module, "_step_rng", crash)
     with pytest.raises(KeyboardInterrupt):

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import accvideo.training.methods.gpd as gpd
+import accvideo.training.recipes.gpd as gpd_recipe
 import accvideo.training.trainer as trainer
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
-from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.util.config import apply_overrides
 
 
@@ -40,8 +41,9 @@ def make_stage(pipe, stage=1, guide_steps=4, schedule=(2, 1), lambda_freq=0.5):
     text, _ = pipe.pipe.encode_prompt(["a red circle moving left", "a blue square moving up"],
                                  do_classifier_free_guidance=False, max_sequence_length=8)
     empty = pipe.pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=8)[0][0]
-    return gpd.GPDStage(cfg, stage, pipe.transformer, pipe.transformer, guide_steps, 3.0, text.detach(),
-                        empty.detach(), (16, 5, 8, 8), 3.0)
+    return gpd.GPDStage(cfg, stage, pipe.transformer, pipe.transformer, guide_steps, 3.0,
+                        {"encoder_hidden_states": text.detach()}, {"encoder_hidden_states": empty[None].detach()},
+                        (16, 5, 8, 8), 3.0)
 
 
 def test_online_target_is_the_guides_small_steps(tiny_pipeline_dir):
@@ -50,14 +52,14 @@ def test_online_target_is_the_guides_small_steps(tiny_pipeline_dir):
     assert stage.span == 2 and len(stage.student_sigmas) == 3 and len(stage.guide_sigmas) == 5
     batch = stage.batch(np.random.default_rng(0), 2)
     batch["index"] = torch.tensor([0, 1])
-    x, target = stage.online_target(batch["noise"], batch["text"], batch["index"])
+    x, target = stage.online_target(batch["noise"], batch["cond"], batch["index"])
     assert torch.equal(x[0], batch["noise"][0])  # index 0: no rolling
     assert not torch.equal(x[1], batch["noise"][1])  # index 1: one student step from the noise
     # the target of sample 0 is two guided guide steps from the noise, computed by hand
     s = stage.guide_sigmas
     y = batch["noise"][:1]
     for k in range(2):
-        v = stage._velocity(stage.guide, y, s[k].expand(1), batch["text"][:1], 3.0)
+        v = stage._velocity(stage.guide, y, s[k].expand(1), {n: c[:1] for n, c in batch["cond"].items()}, 3.0)
         y = y + (s[k + 1] - s[k]) * v
     assert torch.allclose(target[:1], y, atol=1e-5)
 
@@ -88,7 +90,7 @@ def test_stage_handover_and_final_pipeline(tiny_pipeline_dir, tmp_path, monkeypa
             inits[stage] = {k: v.clone() for k, v in student_init.state_dict().items()}
             super().__init__(cfg, stage, student_init, *args, **kwargs)
 
-    monkeypatch.setattr(gpd, "GPDStage", Recording)
+    monkeypatch.setattr(gpd_recipe, "GPDStage", Recording)
     cfg = apply_overrides(GPDDistillConfig(), FAST)
     summary = run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
     assert [s["student_steps"] for s in summary["stage_runs"]] == [2, 1]
@@ -106,10 +108,10 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
     cfg = apply_overrides(GPDDistillConfig(), FAST + ["trainer.steps=3"])
     original = trainer._step_rng
 
-    def crash(seed, step, micro, rank):
+    def crash(seed, step, micro, rank, stream=None):
         if seed == cfg.trainer.seed + 2 and step == 2:  # stage 2, third step
             raise KeyboardInterrupt("simulated kill")
-        return original(seed, step, micro, rank)
+        return original(seed, step, micro, rank, stream)
 
     monkeypatch.setattr(trainer, "_step_rng", crash)
     with pytest.raises(KeyboardInterrupt):

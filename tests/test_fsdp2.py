@@ -91,7 +91,7 @@ def test_shard_fsdp2_units_on_cpu(tiny_pipeline_dir, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (one distillation step in bf16)")
 def test_one_gpd_step_on_cuda_bf16(tiny_pipeline_dir, tmp_path):
-    from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+    from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
     from accvideo.util.config import apply_overrides
 
     cfg = apply_overrides(GPDDistillConfig(), [f for f in FAST if "parallel" not in f]

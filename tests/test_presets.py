@@ -10,7 +10,8 @@ import pytest
 
 from accvideo.models.real import REAL_MODELS
 from accvideo.synvid import SynVidConfig
-from accvideo.training.recipes.distill import AccVideoDistillConfig, GPDDistillConfig
+from accvideo.training.recipes.accvideo import AccVideoDistillConfig
+from accvideo.training.recipes.gpd import GPDDistillConfig
 from accvideo.util.config import load_config
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "wan2.1-t2v-1.3b"

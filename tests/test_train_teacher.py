@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import accvideo.training.recipes.teacher as teacher
+import accvideo.training.trainer as trainer
 from accvideo.training.checkpoint import load_checkpoint
 from accvideo.util.config import apply_overrides
 from tests.helpers.ports import free_port
@@ -29,11 +30,13 @@ def test_training_run_writes_pipeline_checkpoints_and_metrics(tmp_path):
     assert (tmp_path / "config.yaml").exists() and (tmp_path / "summary.json").exists()
     state = load_checkpoint(tmp_path / "checkpoints" / "transformer.pt")
     assert state["step"] == 4
-    assert {"model", "optimizer", "ema", "rng", "config"} <= set(state)
+    assert {"modules", "optimizers", "hooks", "rng", "config"} <= set(state) and state["method"] == "flow_matching"
     assert state["config"]["transformer"]["steps"] == 4
+    # the EMA is a loop hook, checkpointed beside the transformer it averages
+    assert state["hooks"]["ema"].keys() == state["modules"]["transformer"].keys()
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if r["stage"] == "transformer"] == [1, 2, 3, 4]
-    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in lines)
+    assert all(torch.isfinite(torch.tensor(r[f"{r['stage']}/loss"])) for r in lines)
     # the trained transformer differs from its initialisation
     from diffusers import WanPipeline
 
@@ -44,32 +47,65 @@ def test_training_run_writes_pipeline_checkpoints_and_metrics(tmp_path):
     vae_cfg = json.loads((tmp_path / "pipeline" / "vae" / "config.json").read_text())
     assert vae_cfg["latents_std"] != [1.0] * 16
     assert summary["transformer"]["resumed_from"] == 0
+    assert "transformer/diffusion_pytorch_model.safetensors" in json.loads(
+        (tmp_path / "pipeline" / "sha256.json").read_text())
 
 
 @pytest.mark.slow
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
     teacher.train_teacher(fast_config(), tmp_path / "straight")
 
-    original = teacher._step_rng
+    original = trainer._step_rng
 
-    def crash_at_step_3(seed, stage, step, rank):
-        if stage == 2 and step == 3:
+    def crash_at_step_3(seed, step, micro, rank, stream=None):
+        if stream == 2 and step == 3:  # the transformer stage
             raise KeyboardInterrupt("simulated kill")
-        return original(seed, stage, step, rank)
+        return original(seed, step, micro, rank, stream)
 
-    monkeypatch.setattr(teacher, "_step_rng", crash_at_step_3)
+    monkeypatch.setattr(trainer, "_step_rng", crash_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         teacher.train_teacher(fast_config(), tmp_path / "crashed")
     assert load_checkpoint(tmp_path / "crashed" / "checkpoints" / "transformer.pt")["step"] == 2
     assert not (tmp_path / "crashed" / "pipeline").exists()
-    monkeypatch.setattr(teacher, "_step_rng", original)
+    monkeypatch.setattr(trainer, "_step_rng", original)
     summary = teacher.train_teacher(fast_config(), tmp_path / "crashed")
     assert summary["transformer"]["resumed_from"] == 2
 
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "transformer.pt")
     b = load_checkpoint(tmp_path / "crashed" / "checkpoints" / "transformer.pt")
-    for key in a["model"]:
-        assert torch.allclose(a["model"][key], b["model"][key], atol=1e-6), key
+    for key in a["modules"]["transformer"]:
+        assert torch.allclose(a["modules"]["transformer"][key], b["modules"]["transformer"][key], atol=1e-6), key
+    for key in a["hooks"]["ema"]:
+        assert torch.allclose(a["hooks"]["ema"][key], b["hooks"]["ema"][key], atol=1e-6), key
+
+
+def test_checkpoint_of_the_old_teacher_loop_resumes(tmp_path, monkeypatch):
+    """A run killed under the teacher's own loop (checkpoint {model, optimizer, ema}) resumes."""
+    teacher.train_teacher(fast_config(), tmp_path / "straight")
+    original = trainer._step_rng
+
+    def crash_at_step_3(seed, step, micro, rank, stream=None):
+        if stream == 2 and step == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return original(seed, step, micro, rank, stream)
+
+    monkeypatch.setattr(trainer, "_step_rng", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        teacher.train_teacher(fast_config(), tmp_path / "old")
+    monkeypatch.setattr(trainer, "_step_rng", original)
+    path = tmp_path / "old" / "checkpoints" / "transformer.pt"
+    new = load_checkpoint(path)
+    old = {"model": {f"transformer.{k}": v for k, v in new["modules"]["transformer"].items()},
+           "optimizer": new["optimizers"]["transformer"], "ema": new["hooks"]["ema"], "step": new["step"],
+           "rng": new["rng"], "config": new["config"]}
+    torch.save(old, path)
+    summary = teacher.train_teacher(fast_config(), tmp_path / "old")
+    assert summary["transformer"]["resumed_from"] == 2
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "transformer.pt")
+    b = load_checkpoint(path)
+    for part, name in (("modules", "transformer"), ("hooks", "ema")):
+        for key in a[part][name]:
+            assert torch.allclose(a[part][name][key], b[part][name][key], atol=1e-6), key
 
 
 def test_corrupt_checkpoint_is_named(tmp_path):

@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default="", help="run only these stages (comma-separated), e.g. report")
     p.set_defaults(func=cmd_reproduce)
 
-    from accvideo.training.recipes.distill import add_parser as add_distill
+    from accvideo.cli.distill import add_parser as add_distill
 
     add_distill(sub)
 

@@ -20,7 +20,8 @@ import pandas as pd
 from accvideo.eval.plots import plot_ablation
 from accvideo.eval.scorer import Scorer
 from accvideo.eval.tables import add_bench, markdown_table, table_columns
-from accvideo.training.recipes.distill import AccVideoDistillConfig, GPDDistillConfig, run_accvideo, run_gpd
+from accvideo.training.recipes.accvideo import AccVideoDistillConfig, run_accvideo
+from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.util.config import apply_overrides
 from accvideo.util.io import atomic_write_text
 

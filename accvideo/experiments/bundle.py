@@ -41,7 +41,9 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
         "wall_s": summary.get("wall_s"),
         "world_size": summary.get("world_size"),
         "num_params": summary.get("num_params"),
-        "final_losses": {k: summary[k]["final"].get("loss") for k in ("vae", "transformer") if k in summary},
+        # `<stage>/loss` since the teacher's stages run in the one trainer loop; `loss` before
+        "final_losses": {k: summary[k]["final"].get(f"{k}/loss", summary[k]["final"].get("loss"))
+                         for k in ("vae", "transformer") if k in summary},
         "config": summary.get("config"),
         **(extra or {}),
     }

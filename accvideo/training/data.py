@@ -37,6 +37,6 @@ def load_key_states(synvid_dir: str | Path, num_key_steps: int) -> dict:
     positions = [ds.stored_steps.index(k) for k in keys]
     tensors = ds.to_tensors(positions=positions)
     cond = {name: v.float() for name, v in tensors["cond"].items()}
-    return {"latents": tensors["latents"].float(), "cond": cond, "text": cond["encoder_hidden_states"],
+    return {"latents": tensors["latents"].float(), "cond": cond,
             "sigmas": ds.sigmas, "num_steps": ds.num_steps, "prompts": tensors["prompts"],
             "embedded_guidance_scale": ds.embedded_guidance_scale, "family": ds.family, "config": ds.config}

@@ -1,26 +1,27 @@
-"""The distillation trainer: one loop for every method.
+"""The training loop: one loop for every method, the teacher's two stages included.
 
-A method declares its trainable modules and its update phases (for AccVideo:
-"discriminator" then "student"); the trainer owns everything else: optimisers, gradient
-accumulation, data parallelism, logging, atomic checkpoints, resume and the final pipeline
-folder. It runs the same under `python` and `torchrun`.
+A method declares its trainable modules and its update phases (for AccVideo: "discriminator"
+then "student"; for the teacher's stages one phase each); the loop owns everything else:
+optimisers (AdamW, betas 0.9/0.99), the LR schedule (`lr.py`), gradient accumulation, data
+parallelism (`parallel.py`), the non-finite-loss check (before `backward`, so a bad batch
+never reaches the weights), gradient clipping, hooks such as EMA (`hooks.py`), logging,
+atomic checkpoints, resume, and closing the method at the end. It runs the same under
+`python` and `torchrun`. Batches depend only on (seed, step, micro-batch, rank): a resumed
+run sees the same data and ends with the same weights.
 
-Parallelism (`trainer.parallel`): "ddp" replicates the trainables on every rank (gloo on
-CPU, NCCL on GPUs); "fsdp2" shards them with `torch.distributed.fsdp.fully_shard`
-(one unit per transformer block, then the root), so a rank holds 1/world of each
-trainable's parameters, gradients and optimizer state: what real students need. With
-FSDP2, checkpoints and the exported pipeline hold full (gathered) state dicts, each rank
-taking its shard on resume (in the mode the run started in: the optimizer states differ).
-
-Output folder:
-    DIR/config.yaml, DIR/metrics.jsonl, DIR/checkpoints/last.pt, DIR/pipeline/, DIR/summary.json
+What a run leaves in `out` (the recipes add their own outputs beside it):
+    config.yaml, metrics.jsonl (one line per logged step: `<phase>/loss`, `<phase>/<extra>`,
+    `<phase>/grad_norm`, `lr_factor`, `elapsed_s`; plus `stage` for a named stage),
+    checkpoints/last.pt (or checkpoints/<stage>.pt: modules, optimizers, hooks, step, RNG,
+    config), and, given a teacher to export from, pipeline/ and summary.json (`export.py`).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,14 +32,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from accvideo.models.registry import SAMPLING_FILE, read_sampling_defaults, resolve_model
 from accvideo.training.checkpoint import MetricsLog, load_checkpoint, save_checkpoint, set_rng_state
+from accvideo.training.export import export_student
+from accvideo.training.hooks import Hook
 from accvideo.training.lr import lr_factor
+from accvideo.training.parallel import FullState, full_state_dict, load_states, optimizer_states, shard_fsdp2
 from accvideo.util import distributed
 from accvideo.util.config import save_config, to_dict
-from accvideo.util.io import atomic_write_text
 
-log = logging.getLogger("accvideo.distill")
+log = logging.getLogger("accvideo.train")
 
 
 @dataclass
@@ -70,87 +72,105 @@ class TrainerConfig:
 
 
 class Method(Protocol):
-    """What a distillation method provides to the trainer."""
+    """What a training method provides to the loop.
+
+    `rng_stream`: None, or an integer mixed into the batch RNG key (the teacher's stages keep
+    their historical keys with it; see `_step_rng`)."""
 
     name: str
     all_phases: list[str]
+    rng_stream: int | None
 
     def trainable(self) -> dict[str, nn.Module]: ...
     def phases(self, step: int) -> list[str]: ...
     def phase_modules(self, phase: str) -> list[str]: ...
     def lr(self, phase: str, base_lr: float) -> float: ...
-    def batch(self, rng: np.random.Generator, batch_size: int) -> dict: ...
+    def batch(self, rng: np.random.Generator, batch_size: int) -> dict:
+        """One micro-batch on the CPU (tensors, or dicts of tensors such as the conditioning)."""
+        ...
     def loss(self, phase: str, batch: dict, wrapped: dict[str, nn.Module], step: int
              ) -> tuple[torch.Tensor, dict[str, float]]:
-        """`wrapped` holds the DDP-wrapped trainables (plain modules in one process); a phase
-        calls through `wrapped` only the modules it trains, the rest through `trainable()`."""
+        """`wrapped` holds the DDP- or FSDP-wrapped trainables (plain modules in one process); a
+        phase calls through `wrapped` only the modules it trains, the rest through `trainable()`."""
         ...
-    def export(self, pipe, modules: dict[str, nn.Module]) -> dict: ...
-
-
-# Child module lists that are FSDP2 units: Wan's `blocks`, HunyuanVideo's two block stacks.
-BLOCK_LISTS = ("blocks", "transformer_blocks", "single_transformer_blocks")
-
-
-def shard_fsdp2(module: nn.Module, mesh, mixed_precision: str = "no") -> nn.Module:
-    """Shard `module` in place with FSDP2: each transformer block its own unit (its parameters
-    are gathered just for its forward/backward), then the root for the rest."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-    kwargs = {"mesh": mesh}
-    if mixed_precision == "bf16":
-        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for name in BLOCK_LISTS:
-        for block in getattr(module, name, None) or []:
-            fully_shard(block, **kwargs)
-    fully_shard(module, **kwargs)
-    return module
-
-
-def full_state_dict(module: nn.Module, sharded: bool) -> dict:
-    """The whole state dict on rank 0 (empty elsewhere under FSDP2); collective when sharded."""
-    if not sharded:
-        return module.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-
-
-class _FullState:
-    """Stands in for a sharded module where a method's `export` reads `state_dict()`."""
-
-    def __init__(self, state: dict):
-        self._state = state
-
-    def state_dict(self) -> dict:
-        return self._state
+    def to(self, device: torch.device) -> Method:
+        """Move frozen models and schedules to `device` (the loop moves the trainables)."""
+        ...
+    def close(self) -> None:
+        """Release what the method holds on shared objects (forward hooks); called once at the end."""
+        ...
+    def export(self, pipe, modules: dict[str, nn.Module]) -> dict:
+        """Load the trained weights into `pipe` (a fresh copy of the teacher's pipeline) and return
+        its sampling defaults; needed only when `run_training` is given a teacher to export from."""
+        ...
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """Tensors of a batch, also inside nested dicts (the conditioning), moved to `device`."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else _to_device(v, device) if isinstance(v, dict) else v
+            for k, v in batch.items()}
 
 
-def _step_rng(seed: int, step: int, micro: int, rank: int) -> np.random.Generator:
-    # batches depend only on (seed, step, micro-batch, rank): a resumed run sees the same data
-    return np.random.default_rng([seed, step, micro, rank])
+def _step_rng(seed: int, step: int, micro: int, rank: int, stream: int | None = None) -> np.random.Generator:
+    """The RNG of one micro-batch: a function of (seed, step, micro-batch, rank) only, so a resumed
+    run sees the same data. With a `stream` (the teacher's stages: 1 VAE, 2 transformer) the key
+    is [seed, stream, step, rank], the one the teacher's own loop used, so a seeded teacher
+    gives the same numbers as before the loops were merged; later micro-batches append their index."""
+    if stream is None:
+        return np.random.default_rng([seed, step, micro, rank])
+    return np.random.default_rng([seed, stream, step, rank] + ([micro] if micro else []))
 
 
-def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Path, teacher: str | Path,
-                 resume: bool = True, info: distributed.DistInfo | None = None) -> dict:
-    """Train `method` for `cfg.steps` optimiser steps (per phase) and export a pipeline to out/pipeline."""
+@contextlib.contextmanager
+def _no_grad_sync(wrapped: dict[str, nn.Module], enabled: bool):
+    """Accumulate gradients locally (no all-reduce) on every micro-step but the last one."""
+    with contextlib.ExitStack() as stack:
+        if enabled:
+            for module in wrapped.values():
+                if isinstance(module, DDP):
+                    stack.enter_context(module.no_sync())
+                elif hasattr(module, "set_requires_gradient_sync"):  # FSDP2
+                    module.set_requires_gradient_sync(False)
+                    stack.callback(module.set_requires_gradient_sync, True)
+        yield
+
+
+def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Path, teacher: str | Path | None = None,
+                 resume: bool = True, info: distributed.DistInfo | None = None, *, stage: str | None = None,
+                 hooks: Sequence[Hook] = ()) -> dict:
+    """Train `method` for `cfg.steps` optimiser steps (per phase) in `out`; returns the summary
+    {method, steps, resumed_from, final (the last metrics record), seconds, world_size, parallel}.
+
+    teacher: export the trained student into out/pipeline from this teacher's pipeline (and
+    write out/summary.json); None leaves the outputs to the recipe. stage: the name of one stage
+    of a multi-stage run sharing `out` (checkpoint `checkpoints/<stage>.pt`, metrics records
+    tagged with it). hooks: e.g. `EMA`, told after every optimiser step and checkpointed.
+    The method is closed at the end (its hooks removed), also when training fails.
+    """
+    try:
+        return _train(method, cfg, full_config, Path(out), teacher, resume, info, stage, list(hooks))
+    finally:
+        method.close()
+
+
+def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, resume: bool,
+           info: distributed.DistInfo | None, stage: str | None, hooks: list[Hook]) -> dict:
     cfg.validate()
     info = info or distributed.setup()
-    out = Path(out)
     metrics = MetricsLog(out / "metrics.jsonl", enabled=info.is_main)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(full_config, out / "config.yaml")
-    if hasattr(method, "to"):  # frozen parts (teacher, guide) and schedules go to the device too
-        method.to(info.device)
+    method.to(info.device)  # frozen parts (teacher, guide) and schedules go to the device too
     modules = method.trainable()
     for m in modules.values():
         m.to(info.device)
     sharded = cfg.parallel == "fsdp2" and info.distributed
+    if sharded and hooks:
+        raise ValueError(f"`hooks` must be empty with `trainer.parallel` 'fsdp2' (they would average shards) but "
+                         f"are {[h.name for h in hooks]}.")
+    for hook in hooks:
+        hook.setup(modules)
     if sharded:
         from torch.distributed.device_mesh import init_device_mesh
 
@@ -165,61 +185,48 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
         params = [p for name in method.phase_modules(phase) for p in modules[name].parameters() if p.requires_grad]
         optimizers[phase] = torch.optim.AdamW(params, lr=method.lr(phase, cfg.lr), betas=(0.9, 0.99),
                                               weight_decay=cfg.weight_decay)
-    ckpt_path = out / "checkpoints" / "last.pt"
+    ckpt_path = out / "checkpoints" / f"{stage or 'last'}.pt"
     start = 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         if state.get("method") != method.name:
             raise ValueError(f"checkpoint {str(ckpt_path)!r} is from method {state.get('method')!r}, "
                              f"not {method.name!r}; use a new --out folder.")
-        _load_states(state, modules, optimizers, method, sharded)
+        load_states(state, modules, optimizers, method.phase_modules, sharded)
+        for hook in hooks:
+            hook.load_state_dict(state["hooks"][hook.name])
         set_rng_state(state["rng"])
         start = state["step"]
-        metrics.truncate(lambda r: r.get("step", 0) <= start)
+        metrics.truncate(lambda r: r.get("stage") != stage or r.get("step", 0) <= start)
         if info.is_main:
-            log.info("resumed %s from %s at step %d", method.name, ckpt_path, start)
+            log.info("resumed %s from %s at step %d", stage or method.name, ckpt_path, start)
 
     def save(step: int) -> None:
         # under FSDP2 every rank takes part in gathering; rank 0 alone writes
         module_states = {k: full_state_dict(m, sharded) for k, m in modules.items()}
-        optimizer_states = _optimizer_states(optimizers, modules, method, sharded)
+        optimizer_state = optimizer_states(optimizers, modules, method.phase_modules, sharded)
         if info.is_main:
             save_checkpoint(ckpt_path, method=method.name, step=step, modules=module_states,
-                            optimizers=optimizer_states, config=to_dict(full_config))
+                            optimizers=optimizer_state, hooks={h.name: h.state_dict() for h in hooks},
+                            config=to_dict(full_config))
         distributed.barrier(info)
 
-    bar = tqdm(total=cfg.steps, initial=start, desc=f"distill {method.name}", disable=not info.is_main,
+    bar = tqdm(total=cfg.steps, initial=start, desc=stage or f"train {method.name}", disable=not info.is_main,
                mininterval=2.0)
     t0 = time.perf_counter()
     last: dict = {}
     for step in range(start, cfg.steps):
-        record: dict = {"step": step + 1}
+        record: dict = {"stage": stage} if stage else {}
+        record["step"] = step + 1
         factor = lr_factor(step, cfg.warmup_steps, cfg.steps)
         for phase in method.phases(step):
-            opt = optimizers[phase]
-            for group in opt.param_groups:
-                group["lr"] = method.lr(phase, cfg.lr) * factor
-            opt.zero_grad(set_to_none=True)
-            total = 0.0
-            for micro in range(cfg.grad_accum):
-                batch = _to_device(method.batch(_step_rng(cfg.seed, step, micro, info.rank), cfg.batch_size),
-                                   info.device)
-                with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss, extra = method.loss(phase, batch, wrapped, step)
-                if not torch.isfinite(loss):
-                    raise RuntimeError(f"{phase} loss became {float(loss)} at step {step}; lower the learning rate.")
-                (loss / cfg.grad_accum).backward()
-                total += loss.item() / cfg.grad_accum
-                for k, v in extra.items():
-                    record[f"{phase}/{k}"] = record.get(f"{phase}/{k}", 0.0) + v / cfg.grad_accum
-            params = [p for g in opt.param_groups for p in g["params"]]
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            record[f"{phase}/loss"] = total
+            record.update(_phase_step(method, phase, step, factor, cfg, wrapped, optimizers[phase], info, autocast))
+            for hook in hooks:
+                hook.after_step(method.phase_modules(phase), modules)
         bar.update(1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            record = {k: (distributed.mean_across_ranks(v, info) if k != "step" else v) for k, v in record.items()}
+            record = {k: v if k in ("stage", "step") else distributed.mean_across_ranks(v, info)
+                      for k, v in record.items()}
             record["lr_factor"] = factor
             record["elapsed_s"] = time.perf_counter() - t0
             metrics.write(**record)
@@ -231,58 +238,42 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
 
     summary = {"method": method.name, "steps": cfg.steps, "resumed_from": start, "final": last,
                "seconds": time.perf_counter() - t0, "world_size": info.world_size, "parallel": cfg.parallel}
-    if sharded:  # gathered on every rank, used on rank 0
-        modules = {k: _FullState(full_state_dict(m, True)) for k, m in modules.items()}
-    if info.is_main:
-        from diffusers import DiffusionPipeline
-
-        # a fresh copy of the teacher's pipeline; the student's transformer goes into it
-        folder = resolve_model(teacher)
-        student = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
-        sampling = method.export(student, modules)
-        student.save_pretrained(out / "pipeline")
-        base = read_sampling_defaults(folder)
-        base.update(sampling)
-        atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(base, indent=2))
-        atomic_write_text(out / "summary.json", json.dumps({**summary, "config": to_dict(full_config)},
-                                                           indent=2, default=str))
+    if teacher is not None:
+        if sharded:  # gathered on every rank, used on rank 0
+            modules = {k: FullState(full_state_dict(m, True)) for k, m in modules.items()}
+        if info.is_main:
+            export_student(method, modules, teacher, out, summary, full_config)
     distributed.barrier(info)
     return summary
 
 
-
-def _optimizer_states(optimizers: dict, modules: dict, method: Method, sharded: bool) -> dict:
-    if not sharded:
-        return {k: o.state_dict() for k, o in optimizers.items()}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return {phase: get_optimizer_state_dict(_phase_model(modules, method, phase), opt, options=options)
-            for phase, opt in optimizers.items()}
-
-
-def _phase_model(modules: dict, method: Method, phase: str) -> nn.Module:
-    names = method.phase_modules(phase)
-    return modules[names[0]] if len(names) == 1 else nn.ModuleList([modules[n] for n in names])
-
-
-def _load_states(state: dict, modules: dict, optimizers: dict, method: Method, sharded: bool) -> None:
-    if not sharded:
-        for name, module in modules.items():
-            module.load_state_dict(state["modules"][name])
-        for phase, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][phase])
-        return
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        set_model_state_dict,
-        set_optimizer_state_dict,
-    )
-
-    # every rank read the same full checkpoint; each keeps its own shard
-    options = StateDictOptions(full_state_dict=True)
-    for name, module in modules.items():
-        set_model_state_dict(module, state["modules"][name], options=options)
-    for phase, opt in optimizers.items():
-        set_optimizer_state_dict(_phase_model(modules, method, phase), opt,
-                                 optim_state_dict=state["optimizers"][phase], options=options)
+def _phase_step(method: Method, phase: str, step: int, factor: float, cfg: TrainerConfig,
+                wrapped: dict[str, nn.Module], opt: torch.optim.Optimizer, info: distributed.DistInfo,
+                autocast: bool) -> dict[str, float]:
+    """One optimiser step of `phase` over `cfg.grad_accum` micro-batches; returns its metrics."""
+    for group in opt.param_groups:
+        group["lr"] = method.lr(phase, cfg.lr) * factor
+    opt.zero_grad(set_to_none=True)
+    record: dict[str, float] = {}
+    total = 0.0
+    for micro in range(cfg.grad_accum):
+        rng = _step_rng(cfg.seed, step, micro, info.rank, method.rng_stream)
+        batch = _to_device(method.batch(rng, cfg.batch_size), info.device)
+        # gradients are all-reduced once, on the last micro-batch
+        with _no_grad_sync(wrapped, info.distributed and micro + 1 < cfg.grad_accum):
+            with torch.autocast(info.device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss, extra = method.loss(phase, batch, wrapped, step)
+            # before backward: a non-finite loss must not reach the weights (nor the EMA)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"{phase} loss became {loss.item()} at step {step}; lower the learning rate.")
+            (loss / cfg.grad_accum).backward()
+        total += loss.item() / cfg.grad_accum
+        for k, v in extra.items():
+            record[f"{phase}/{k}"] = record.get(f"{phase}/{k}", 0.0) + v / cfg.grad_accum
+    if cfg.grad_clip > 0:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        record[f"{phase}/grad_norm"] = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+    opt.step()
+    record[f"{phase}/loss"] = total
+    return record

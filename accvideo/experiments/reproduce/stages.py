@@ -19,7 +19,7 @@ from accvideo.experiments.reproduce.rows import SPLITS, bench_specs, procbench_r
 
 # synvid, training and world are reworked elsewhere: this module imports them here only
 from accvideo.synvid import SynVidConfig, generate_synvid
-from accvideo.training.recipes.distill import GPDDistillConfig, run_gpd
+from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.training.recipes.teacher import TeacherTrainConfig, train_teacher
 from accvideo.util.config import apply_overrides, load_config
 from accvideo.util.io import atomic_write_text

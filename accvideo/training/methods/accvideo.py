@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from accvideo.core.schedules import key_steps
+from accvideo.models.families import family_of
+from accvideo.training.parallel import transformer_blocks
 
 
 @dataclass
@@ -90,30 +92,42 @@ def frozen(module: nn.Module):
 
 
 class TeacherFeatures:
-    """Hidden states of chosen blocks of a frozen Wan transformer, via forward hooks."""
+    """Hidden states of chosen blocks of a frozen transformer (any family), via forward hooks.
 
-    def __init__(self, teacher: nn.Module, blocks: tuple[int, ...]):
+    Blocks are counted in the order they run (`transformer_blocks`). The hooks stay on the
+    teacher until `close()`; the teacher is the trainer's own uncached copy, and the hooks
+    record only during our own calls anyway."""
+
+    def __init__(self, teacher: nn.Module, blocks: tuple[int, ...], embedded_guidance_scale: float | None = None):
         self.teacher, self.blocks, self._store, self._active = teacher, blocks, {}, False
-        for i in blocks:
-            teacher.blocks[i].register_forward_hook(self._hook(i))
+        self.family, self.embedded_guidance_scale = family_of(teacher), embedded_guidance_scale
+        all_blocks = transformer_blocks(teacher)
+        self._handles = [all_blocks[i].register_forward_hook(self._hook(i)) for i in blocks]
 
     def _hook(self, i: int):
         def hook(module, args, output):
-            # the teacher may be a shared, cached model: record only during our own calls
             if self._active:
                 self._store[i] = output[0] if isinstance(output, tuple) else output
         return hook
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor) -> list[torch.Tensor]:
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, cond: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """x: (B, C, T, H, W); sigma: (B,); cond: conditioning tensors with B rows.
+        Returns one token-feature tensor (B, N, D) per chosen block."""
         self._store.clear()
         self._active = True
         try:
-            self.teacher(x, timestep=sigma * 1000, encoder_hidden_states=text, return_dict=False)
+            self.family.transformer_call(self.teacher, x, sigma, cond, self.embedded_guidance_scale)
         finally:
             self._active = False
         features = [self._store[i] for i in self.blocks]
         self._store.clear()
         return features
+
+    def close(self) -> None:
+        """Remove the forward hooks (idempotent)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 class AccVideoMethod:
@@ -121,25 +135,35 @@ class AccVideoMethod:
     teacher (frozen feature extractor)."""
 
     name = "accvideo"
+    rng_stream = None
     all_phases = ["discriminator", "student"]
 
     def __init__(self, cfg: AccVideoConfig, teacher_transformer: nn.Module, data: dict):
-        """`data`: {"latents": (N, m + 1, C, T, H, W) key-step states, "text": (N, L, D),
-        "sigmas": (n + 1,) the teacher's schedule, "num_steps": n}."""
-        num_blocks = len(teacher_transformer.blocks)
+        """`data` (as `load_key_states` returns it): {"latents": (N, m + 1, C, T, H, W) key-step
+        states, "cond": {name: (N, ...)} the text conditioning of each sample (for Wan
+        encoder_hidden_states (N, L, D)), "sigmas": (n + 1,) the teacher's schedule,
+        "num_steps": n, optionally "embedded_guidance_scale" (HunyuanVideo)}."""
+        num_blocks = len(transformer_blocks(teacher_transformer))
         cfg.validate(num_blocks, data["num_steps"])
         self.cfg = cfg
+        self.family = family_of(teacher_transformer)
+        self.embedded_guidance_scale = data.get("embedded_guidance_scale")
         self.keys = key_steps(data["num_steps"], cfg.num_key_steps)
-        self.key_sigmas = data["sigmas"][self.keys].float()
+        self.key_sigmas = torch.as_tensor(data["sigmas"])[self.keys].float()
         # plain tensors with no autograd history (they may come from inference mode)
-        self.latents, self.text = data["latents"].detach().clone(), data["text"].detach().clone()
+        self.latents = data["latents"].detach().clone()
+        self.cond = {k: v.detach().clone() for k, v in conditioning_of(data).items()}
+        if any(len(v) != len(self.latents) for v in self.cond.values()):
+            raise ValueError(f"`data['cond']` tensors must have one row per key-state sample ({len(self.latents)}) "
+                             f"but have { {k: len(v) for k, v in self.cond.items()} } rows.")
         if self.latents.shape[1] != cfg.num_key_steps + 1:
             raise ValueError(f"SynVid key states have {self.latents.shape[1]} steps per sample but "
                              f"`method.num_key_steps` + 1 = {cfg.num_key_steps + 1}.")
         self.teacher = teacher_transformer.eval().requires_grad_(False)
         self.student = copy.deepcopy(teacher_transformer).train().requires_grad_(True)
         blocks = cfg.feature_blocks or tuple(sorted({(num_blocks - 1) // 2, num_blocks // 2}))
-        self.features = TeacherFeatures(self.teacher, blocks)
+        # after the deep copy: the student must not carry the teacher's hooks
+        self.features = TeacherFeatures(self.teacher, blocks, self.embedded_guidance_scale)
         dim = teacher_transformer.config.num_attention_heads * teacher_transformer.config.attention_head_dim
         self.heads = KeyStepHeads(cfg.num_key_steps, len(blocks), dim, cfg.head_hidden)
 
@@ -150,6 +174,10 @@ class AccVideoMethod:
             module.to(device)
         self.key_sigmas = self.key_sigmas.to(device)
         return self
+
+    def close(self) -> None:
+        """Remove the feature hooks from the teacher (the trainer calls this at the end)."""
+        self.features.close()
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student, "heads": self.heads}
@@ -168,44 +196,45 @@ class AccVideoMethod:
     def batch(self, rng: np.random.Generator, batch_size: int) -> dict:
         idx = torch.from_numpy(rng.integers(0, len(self.latents), batch_size))
         segment = torch.from_numpy(rng.integers(0, self.cfg.num_key_steps, batch_size))
-        return {"states": self.latents[idx], "text": self.text[idx], "segment": segment}
+        return {"states": self.latents[idx], "cond": {k: v[idx] for k, v in self.cond.items()}, "segment": segment}
 
-    def _student_step(self, student, states: torch.Tensor, text: torch.Tensor):
-        """One Euler step on every segment. states: (B, m + 1, C, T, H, W).
+    def _student_step(self, student, states: torch.Tensor, cond: dict[str, torch.Tensor]):
+        """One Euler step on every segment. states: (B, m + 1, C, T, H, W); cond: B rows.
         Returns predictions x_hat (B, m, ...) and targets x_{k_{j+1}} (B, m, ...)."""
         b, m = states.shape[0], self.cfg.num_key_steps
         x = states[:, :m].flatten(0, 1)
         s = self.key_sigmas[:m].repeat(b)
         ds = (self.key_sigmas[1:] - self.key_sigmas[:m]).repeat(b).view(-1, 1, 1, 1, 1)
-        v = student(x, timestep=s * 1000, encoder_hidden_states=text.repeat_interleave(m, 0), return_dict=False)[0]
+        rows = {k: v.repeat_interleave(m, 0) for k, v in cond.items()}  # sample-major, like x
+        v = self.family.transformer_call(student, x, s, rows, self.embedded_guidance_scale)
         x_hat = (x + ds * v).view(b, m, *x.shape[1:])
         return x_hat, states[:, 1:]
 
-    def _d_logits(self, heads, x: torch.Tensor, segment: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def _d_logits(self, heads, x: torch.Tensor, segment: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         sigma = self.key_sigmas[segment + 1]  # the target's own key timestep
-        return heads(self.features(x, sigma, text), segment)
+        return heads(self.features(x, sigma, cond), segment)
 
     def loss(self, phase: str, batch: dict, wrapped: dict[str, nn.Module], step: int):
-        states, text, segment = batch["states"], batch["text"], batch["segment"]
+        states, cond, segment = batch["states"], batch["cond"], batch["segment"]
         rows = torch.arange(len(segment))
         if phase == "discriminator":
             with torch.no_grad():
-                x_hat, target = self._student_step(self.student, states, text)
+                x_hat, target = self._student_step(self.student, states, cond)
             fake, real = x_hat[rows, segment], target[rows, segment]
-            d_real = self._d_logits(wrapped["heads"], real, segment, text)
-            d_fake = self._d_logits(wrapped["heads"], fake, segment, text)
+            d_real = self._d_logits(wrapped["heads"], real, segment, cond)
+            d_fake = self._d_logits(wrapped["heads"], fake, segment, cond)
             if self.cfg.gan_loss == "hinge":
                 loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
             else:
                 loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
             return loss, {"d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
-        x_hat, target = self._student_step(wrapped["student"], states, text)
+        x_hat, target = self._student_step(wrapped["student"], states, cond)
         traj = F.mse_loss(x_hat, target)
         extra = {"traj": traj.item()}
         loss = traj
         if "discriminator" in self.phases(step):
             with frozen(self.heads):
-                d_fake = self._d_logits(self.heads, x_hat[rows, segment], segment, text)
+                d_fake = self._d_logits(self.heads, x_hat[rows, segment], segment, cond)
             g = -d_fake.mean() if self.cfg.gan_loss == "hinge" else F.softplus(-d_fake).mean()
             loss = traj + self.cfg.lambda_adv * g
             extra["g"] = g.item()
@@ -215,3 +244,11 @@ class AccVideoMethod:
         pipe.transformer.load_state_dict(modules["student"].state_dict())
         return {"role": "student", "method": self.name, "num_steps": self.cfg.num_key_steps,
                 "sigmas": [float(s) for s in self.key_sigmas], "key_steps": self.keys, "guidance_scale": 1.0}
+
+
+def conditioning_of(data: dict) -> dict[str, torch.Tensor]:
+    """The text conditioning of key-state data: `data["cond"]`, {name: (N, ...)}."""
+    if "cond" not in data:
+        raise ValueError(f"key-state data must hold 'cond' (the transformer's text keyword tensors) but has keys "
+                         f"{sorted(data)}.")
+    return dict(data["cond"])

@@ -33,7 +33,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from accvideo.core.guidance import cfg as guided
 from accvideo.core.schedules import sigma_schedule
+from accvideo.models.families import family_of
 
 
 @dataclass
@@ -96,14 +98,23 @@ class GPDStage:
     """One GPD stage as a trainer method: roles student (trainable) and guide (frozen)."""
 
     name = "gpd"
+    rng_stream = None
     all_phases = ["student"]
 
     def __init__(self, cfg: GPDConfig, stage: int, student_init: nn.Module, guide: nn.Module, guide_steps: int,
-                 guide_guidance: float, text: torch.Tensor, empty_text: torch.Tensor, latent_shape: tuple[int, ...],
-                 shift: float):
-        """stage: 1-based. text: (P, L, D) prompt embeddings; empty_text: (L, D) for guidance.
-        latent_shape: (C, T, H, W)."""
+                 guide_guidance: float, cond: dict[str, torch.Tensor], uncond: dict[str, torch.Tensor] | None,
+                 latent_shape: tuple[int, ...], shift: float, embedded_guidance_scale: float | None = None):
+        """stage: 1-based. cond: the prompts' conditioning tensors, P rows each (for Wan
+        encoder_hidden_states (P, L, D)); uncond: the empty prompt's, one row each, for the
+        guide's classifier-free guidance (None when `guide_guidance` <= 1). latent_shape:
+        (C, T, H, W). embedded_guidance_scale: HunyuanVideo's guidance embedding, passed to
+        every call (None for Wan)."""
+        if guide_guidance > 1.0 and uncond is None:
+            raise ValueError(f"`uncond` must be given for `guide_guidance` > 1 but is None (guidance "
+                             f"{guide_guidance}).")
         self.cfg, self.stage = cfg, stage
+        self.family = family_of(guide)
+        self.embedded_guidance_scale = embedded_guidance_scale
         self.student_steps = cfg.schedule[stage - 1]
         self.guide_steps = guide_steps
         self.span = guide_steps // self.student_steps
@@ -113,18 +124,24 @@ class GPDStage:
         self.guide = guide.eval().requires_grad_(False)
         self.guide_guidance = guide_guidance
         self.student = copy.deepcopy(student_init).train().requires_grad_(True)
-        self.text, self.empty_text = text.detach().clone(), empty_text.detach().clone()
+        self.cond = {k: v.detach().clone() for k, v in cond.items()}
+        self.uncond = None if uncond is None else {k: v[:1].detach().clone() for k, v in uncond.items()}
+        self.num_prompts = len(next(iter(self.cond.values())))
         self.latent_shape = latent_shape
         self.use_freq = cfg.lambda_freq > 0 and (not cfg.freq_stages or stage in cfg.freq_stages)
 
     def to(self, device: torch.device) -> GPDStage:
-        """Move the models, schedules and the empty-prompt embedding to `device` (the prompt
-        embeddings stay on the CPU; the trainer moves each batch)."""
+        """Move the models, schedules and the empty-prompt conditioning to `device` (the prompt
+        conditioning stays on the CPU; the trainer moves each batch)."""
         self.guide.to(device)
         self.student.to(device)
         self.guide_sigmas, self.student_sigmas = self.guide_sigmas.to(device), self.student_sigmas.to(device)
-        self.empty_text = self.empty_text.to(device)
+        if self.uncond is not None:
+            self.uncond = {k: v.to(device) for k, v in self.uncond.items()}
         return self
+
+    def close(self) -> None:
+        """Nothing to release: GPD hooks nothing."""
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student}
@@ -141,23 +158,26 @@ class GPDStage:
     def batch(self, rng: np.random.Generator, batch_size: int) -> dict:
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
         count = 1 if self.cfg.shared_index else batch_size
-        return {"text": self.text[torch.from_numpy(rng.integers(0, len(self.text), batch_size))],
+        rows = torch.from_numpy(rng.integers(0, self.num_prompts, batch_size))
+        return {"cond": {k: v[rows] for k, v in self.cond.items()},
                 "noise": torch.randn((batch_size, *self.latent_shape), generator=g),
                 "index": torch.from_numpy(rng.integers(0, self.student_steps, count)).expand(batch_size).clone()}
 
-    def _velocity(self, model, x, sigma, text, guidance: float = 1.0):
-        t = sigma * 1000
-        v = model(x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
+    def _velocity(self, model, x: torch.Tensor, sigma: torch.Tensor, cond: dict[str, torch.Tensor],
+                  guidance: float = 1.0) -> torch.Tensor:
+        """v at x (B, C, T, H, W), sigma (B,), cond (B rows); classifier-free guided when guidance > 1."""
+        v = self.family.transformer_call(model, x, sigma, cond, self.embedded_guidance_scale)
         if guidance > 1.0:
-            empty = self.empty_text.expand_as(text)
-            v_uncond = model(x, timestep=t, encoder_hidden_states=empty, return_dict=False)[0]
-            v = v_uncond + guidance * (v - v_uncond)
+            empty = {k: u.expand(len(x), *u.shape[1:]) for k, u in self.uncond.items()}
+            v_uncond = self.family.transformer_call(model, x, sigma, empty, self.embedded_guidance_scale)
+            v = guided(v, v_uncond, guidance)
         return v
 
     @torch.no_grad()
-    def online_target(self, noise: torch.Tensor, text: torch.Tensor, index: torch.Tensor):
-        """Roll the student from noise to each sample's step `index` on the student grid, then
-        let the guide take `span` steps. Returns (x_i, target), both (B, C, T, H, W)."""
+    def online_target(self, noise: torch.Tensor, cond: dict[str, torch.Tensor], index: torch.Tensor):
+        """Roll the student from noise (B, C, T, H, W) to each sample's step `index` (B,) on the
+        student grid, then let the guide take `span` steps. cond: B rows. Returns (x_i, target),
+        both (B, C, T, H, W)."""
         x = noise.clone()
         s = self.student_sigmas
         steps = index.max().clone()
@@ -168,21 +188,21 @@ class GPDStage:
             dist.all_reduce(steps, op=dist.ReduceOp.MAX)
         for i in range(int(steps)):
             active = (index > i).view(-1, 1, 1, 1, 1)
-            v = self._velocity(self.student, x, s[i].expand(len(x)), text)
+            v = self._velocity(self.student, x, s[i].expand(len(x)), cond)
             x = torch.where(active, x + (s[i + 1] - s[i]) * v, x)
         target = x.clone()
         for k in range(self.span):
             fine = index * self.span + k
             sigma, sigma_next = self.guide_sigmas[fine], self.guide_sigmas[fine + 1]
-            v = self._velocity(self.guide, target, sigma, text, self.guide_guidance)
+            v = self._velocity(self.guide, target, sigma, cond, self.guide_guidance)
             target = target + (sigma_next - sigma).view(-1, 1, 1, 1, 1) * v
         return x, target
 
     def loss(self, phase: str, batch: dict, wrapped: dict[str, nn.Module], step: int):
-        index, text = batch["index"], batch["text"]
-        x, target = self.online_target(batch["noise"], text, index)
+        index, cond = batch["index"], batch["cond"]
+        x, target = self.online_target(batch["noise"], cond, index)
         s, s_next = self.student_sigmas[index], self.student_sigmas[index + 1]
-        v = self._velocity(wrapped["student"], x, s, text)
+        v = self._velocity(wrapped["student"], x, s, cond)
         x_hat = x + (s_next - s).view(-1, 1, 1, 1, 1) * v
         mse = F.mse_loss(x_hat, target)
         extra = {"target": mse.item()}

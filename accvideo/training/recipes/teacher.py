@@ -1,13 +1,15 @@
-"""Teacher training for the tiny family: the VAE first, then the transformer by flow matching.
+"""Teacher training recipe for the tiny family: the VAE first, then the transformer by flow matching.
 
-Runs the same under `python` and `torchrun --nproc_per_node=N` (DDP; gloo on CPU). Only
-rank 0 logs and saves. Each stage checkpoints atomically (model, optimizer, EMA, step, RNG,
-config) and `resume="auto"` continues from the last checkpoint of the unfinished stage.
+The config and the orchestration; both stages are trainer methods (`methods/vae.py`,
+`methods/flow_matching.py`) run by the one loop (`trainer.py`), the EMA of the transformer a
+loop hook. Runs the same under `python` and `torchrun --nproc_per_node=N` (DDP; gloo on CPU).
+Only rank 0 logs and saves. Each stage checkpoints atomically (modules, optimizer, EMA, step,
+RNG, config) and `resume="auto"` continues from the last checkpoint of the unfinished stage.
 
 Output folder layout:
     DIR/config.yaml            resolved config
-    DIR/metrics.jsonl          one JSON line per logged step (stage, step, loss, lr, ...)
-    DIR/checkpoints/*.pt       per-stage training state
+    DIR/metrics.jsonl          one JSON line per logged step (stage, step, <stage>/loss, ...)
+    DIR/checkpoints/*.pt       per-stage training state (vae.pt, transformer.pt)
     DIR/stages/                finished stage outputs (init pipeline, trained VAE, latents)
     DIR/pipeline/              the final diffusers pipeline folder (what `generate` loads)
     DIR/summary.json           wall times, final losses, sizes
@@ -21,21 +23,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm.auto import tqdm
 
-from accvideo.core.schedules import shift_sigmas
+from accvideo.models.families import family_of
 from accvideo.models.registry import SAMPLING_FILE
 from accvideo.models.tiny import TinyConfig, build_pipeline
-from accvideo.models.vae import decode_unclamped, normalize_latents
-from accvideo.training.checkpoint import MetricsLog, load_checkpoint, save_checkpoint, set_rng_state
-from accvideo.training.lr import lr_factor
+from accvideo.models.vae import normalize_latents
+from accvideo.training.checkpoint import load_checkpoint, save_checkpoint
+from accvideo.training.hooks import EMA
+from accvideo.training.methods.flow_matching import FlowMatchingMethod
+from accvideo.training.methods.vae import VAEMethod
+from accvideo.training.trainer import TrainerConfig, run_training
 from accvideo.util import distributed
 from accvideo.util.config import save_config, to_dict
+from accvideo.util.hashes import write_hashes
 from accvideo.util.io import atomic_write_bytes, atomic_write_text
 from accvideo.world import SPLITS, WorldConfig, make_batch
 
@@ -105,110 +106,6 @@ class TeacherTrainConfig:
             raise ValueError(f"`vae.num_frames` must be 4k + 1 but is {self.vae.num_frames}.")
 
 
-def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
-    return base_lr * lr_factor(step, warmup, total)
-
-
-class VAELoss(nn.Module):
-    """Reconstruction loss of the VAE as a module, so DDP sees one forward per step."""
-
-    def __init__(self, vae, kl_weight: float, foreground_weight: float):
-        super().__init__()
-        self.vae, self.kl_weight, self.foreground_weight = vae, kl_weight, foreground_weight
-
-    def forward(self, videos: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        posterior = self.vae.encode(videos).latent_dist
-        # Decode the posterior mean: sampling adds noise of std ~1 at init that drowns the
-        # colour signal for hundreds of steps; the transformer trains on the mean anyway.
-        recon = decode_unclamped(self.vae, posterior.mode())
-        foreground = (videos.amax(dim=1, keepdim=True) > -0.95).float()
-        weight = 1.0 + self.foreground_weight * foreground
-        err = recon - videos
-        rec = (weight * (err.pow(2) + err.abs())).mean()
-        kl = posterior.kl().mean() / videos[0].numel()
-        loss = rec + self.kl_weight * kl
-        return loss, {"rec": rec.item(), "mse": err.detach().pow(2).mean().item(), "kl": kl.item()}
-
-
-class FlowMatchingLoss(nn.Module):
-    """`|| v_theta(x_sigma, sigma, c) - (eps - x_0) ||^2` with x_sigma = (1 - sigma) x_0 + sigma eps."""
-
-    def __init__(self, transformer):
-        super().__init__()
-        self.transformer = transformer
-
-    def forward(self, x_0: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor):
-        """x_0, eps: (B, C, T, H, W); sigma: (B,); text: (B, L, D)."""
-        s = sigma.view(-1, 1, 1, 1, 1)
-        x_sigma = (1 - s) * x_0 + s * eps
-        v = self.transformer(x_sigma, timestep=sigma * 1000, encoder_hidden_states=text, return_dict=False)[0]
-        loss = F.mse_loss(v.float(), (eps - x_0).float())
-        return loss, {}
-
-
-def _step_rng(seed: int, stage: int, step: int, rank: int) -> np.random.Generator:
-    # Data depends only on (seed, stage, step, rank): a resumed run sees the same batches.
-    return np.random.default_rng([seed, stage, step, rank])
-
-
-def _run_stage(name: str, stage_id: int, loss_module: nn.Module, params: list[nn.Parameter], total_steps: int,
-               base_lr: float, warmup: int, weight_decay: float, batch_fn, cfg: TeacherTrainConfig,
-               out: Path, info: distributed.DistInfo, metrics: MetricsLog, resume: bool,
-               ema: nn.Module | None = None, ema_decay: float = 0.0, grad_clip: float = 0.0) -> dict:
-    """Generic loop: AdamW, LR schedule, DDP, checkpoints, resume, metrics, progress bar."""
-    ckpt_path = out / "checkpoints" / f"{name}.pt"
-    optimizer = torch.optim.AdamW(params, lr=base_lr, weight_decay=weight_decay, betas=(0.9, 0.99))
-    start = 0
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        loss_module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
-        start = state["step"]
-        metrics.truncate(lambda r: r.get("stage") != name or r.get("step", 0) <= start)
-        if info.is_main:
-            log.info("%s: resumed from %s at step %d", name, ckpt_path, start)
-    module = DDP(loss_module) if info.distributed else loss_module
-
-    def save(step: int) -> None:
-        if info.is_main:
-            save_checkpoint(ckpt_path, model=loss_module.state_dict(), optimizer=optimizer.state_dict(),
-                            ema=ema.state_dict() if ema is not None else None, step=step, config=to_dict(cfg))
-        distributed.barrier(info)
-
-    bar = tqdm(total=total_steps, initial=start, desc=name, disable=not info.is_main, mininterval=2.0)
-    t0, last = time.perf_counter(), {}
-    for step in range(start, total_steps):
-        lr = lr_at(step, base_lr, warmup, total_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        inputs = batch_fn(_step_rng(cfg.seed, stage_id, step, info.rank))
-        loss, extra = module(*inputs)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip > 0 else torch.tensor(0.0)
-        optimizer.step()
-        if ema is not None:
-            with torch.no_grad():
-                for p_ema, p in zip(ema.parameters(), params):
-                    p_ema.lerp_(p, 1 - ema_decay)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"{name}: loss became {float(loss)} at step {step}; lower the learning rate.")
-        bar.update(1)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == total_steps:
-            loss_value = distributed.mean_across_ranks(loss.item(), info)
-            last = {"stage": name, "step": step + 1, "loss": loss_value, "lr": lr,
-                    "grad_norm": float(grad_norm), "elapsed_s": time.perf_counter() - t0, **extra}
-            metrics.write(**last)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total_steps:
-            save(step + 1)
-    bar.close()
-    return {"final": last, "seconds": time.perf_counter() - t0, "steps": total_steps, "resumed_from": start}
-
-
 @torch.no_grad()
 def _encode_clips(vae, world: WorldConfig, num_clips: int, seed: int, split: str, batch: int = 64):
     """Render `num_clips` seeded clips and encode them: raw latents (N, C, T', H', W'), prompts."""
@@ -220,15 +117,47 @@ def _encode_clips(vae, world: WorldConfig, num_clips: int, seed: int, split: str
     return torch.cat(latents), prompts
 
 
+def _upgrade_checkpoint(path: Path, stage: str) -> None:
+    """Rewrite a checkpoint of the teacher's own loop (before it ran in the trainer loop) in the
+    loop's format, so a run killed then still resumes: {model, optimizer, ema} of the stage's
+    loss module become {modules, optimizers, hooks} of its method. Rank 0 only; a no-op for
+    a checkpoint already in the loop's format, or none."""
+    if not path.exists():
+        return
+    state = load_checkpoint(path)
+    if "model" not in state:
+        return
+    if stage == "vae":  # the loss module (VAELoss, keys "vae.*") is the trainable itself
+        method, modules, hooks = "vae", {"vae": state["model"]}, {}
+    else:  # FlowMatchingLoss held the transformer as "transformer.*"
+        weights = {k.removeprefix("transformer."): v for k, v in state["model"].items()}
+        method, modules, hooks = "flow_matching", {"transformer": weights}, {"ema": state["ema"]}
+    save_checkpoint(path, method=method, step=state["step"], modules=modules,
+                    optimizers={stage: state["optimizer"]}, hooks=hooks, config=state["config"], rng=state["rng"])
+    log.info("%s: upgraded %s to the trainer loop's checkpoint format", stage, path)
+
+
+def _stage_trainer(cfg: TeacherTrainConfig, steps: int, batch_size: int, lr: float, warmup_steps: int,
+                   weight_decay: float, grad_clip: float) -> TrainerConfig:
+    """One stage's loop settings: the stage's own, plus the run's seed, logging and checkpoints."""
+    return TrainerConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+                         weight_decay=weight_decay, grad_clip=grad_clip, seed=cfg.seed, log_every=cfg.log_every,
+                         checkpoint_every=cfg.checkpoint_every, threads=cfg.threads)
+
+
 def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True, dry_run: bool = False) -> dict:
-    """Train the tiny teacher into `out`; returns the summary dict (also written to summary.json)."""
+    """Train the tiny teacher into `out`; returns the summary dict (also written to summary.json).
+
+    Orchestration only: build the initial pipeline, stage 1 (VAE) through the trainer loop,
+    measure the latent statistics, encode the training clips once, stage 2 (transformer by
+    flow matching, with an EMA hook) through the loop, export the pipeline with the EMA weights.
+    """
     cfg.validate()
     info = distributed.setup()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     out = Path(out)
     stages = out / "stages"
-    metrics = MetricsLog(out / "metrics.jsonl", enabled=info.is_main)
     tiny = TinyConfig()
     t_start = time.perf_counter()
     summary: dict = {"config": to_dict(cfg), "world_size": info.world_size}
@@ -249,20 +178,18 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         # ---- stage 1: VAE -------------------------------------------------------------
         vae_dir = stages / "vae"
         if not (vae_dir / "config.json").exists():
-            vae = pipe.vae.train()
-            vae_world = WorldConfig(num_frames=cfg.vae.num_frames)
-
-            def vae_batch(rng):
-                return (make_batch(int(rng.integers(2**31)), cfg.vae.batch_size, vae_world, cfg.split)[0],)
-
+            v = cfg.vae
+            method = VAEMethod(pipe.vae, WorldConfig(num_frames=v.num_frames), cfg.split, v.kl_weight,
+                               v.foreground_weight)
             torch.manual_seed(cfg.seed + info.rank)
-            summary["vae"] = _run_stage(
-                "vae", 1, VAELoss(vae, cfg.vae.kl_weight, cfg.vae.foreground_weight), list(vae.parameters()),
-                cfg.vae.steps, cfg.vae.lr, cfg.vae.warmup_steps, 0.0, vae_batch, cfg, out, info, metrics, resume,
-                grad_clip=1.0,
-            )
-            vae.eval()
-            raw, _ = _encode_clips(vae, tiny.world, cfg.vae.stats_clips, cfg.seed + 7, cfg.split)
+            if resume and info.is_main:
+                _upgrade_checkpoint(out / "checkpoints" / "vae.pt", "vae")
+            distributed.barrier(info)
+            summary["vae"] = run_training(method, _stage_trainer(cfg, v.steps, v.batch_size, v.lr, v.warmup_steps,
+                                                                 0.0, 1.0), cfg, out, resume=resume, info=info,
+                                          stage="vae")
+            vae = pipe.vae.eval()
+            raw, _ = _encode_clips(vae, tiny.world, v.stats_clips, cfg.seed + 7, cfg.split)
             mean = raw.mean(dim=(0, 2, 3, 4))
             std = raw.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
             vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
@@ -272,7 +199,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         vae = AutoencoderKLWan.from_pretrained(vae_dir).eval().requires_grad_(False)
         pipe.vae = vae
 
-        # ---- stage 2: encode the training clips once ------------------------------------
+        # ---- encode the training clips once ---------------------------------------------
         latents_file = stages / "latents.pt"
         if not latents_file.exists():
             if info.is_main:
@@ -285,46 +212,34 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         data = torch.load(latents_file, weights_only=False)
         x_all, prompts = data["latents"], data["prompts"]
         unique = sorted(set(prompts))
-        with torch.no_grad():
-            embeds, _ = pipe.encode_prompt(unique + [""], do_classifier_free_guidance=False,
-                                           max_sequence_length=tiny.max_sequence_length)
+        with torch.no_grad():  # every prompt once, and the empty prompt last (caption dropout)
+            cond = family_of(pipe).encode(pipe, unique + [""], None, tiny.max_sequence_length, {}).cond
         prompt_index = torch.tensor([unique.index(p) for p in prompts])
-        empty_index = len(unique)
 
-        # ---- stage 3: transformer by flow matching --------------------------------------
-        tcfg = cfg.transformer
-        transformer = pipe.transformer.train()
-        ema = build_pipeline(tiny, seed=cfg.seed).transformer
-        ema.load_state_dict(transformer.state_dict())
-        ema.requires_grad_(False)
-
-        def transformer_batch(rng):
-            g = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            idx = torch.randint(len(x_all), (tcfg.batch_size,), generator=g)
-            x_0 = x_all[idx]
-            eps = torch.randn(x_0.shape, generator=g)
-            sigma = shift_sigmas(torch.rand(tcfg.batch_size, generator=g), cfg.sampling.shift).float()
-            keep = torch.rand(tcfg.batch_size, generator=g) >= tcfg.caption_dropout
-            text = embeds[torch.where(keep, prompt_index[idx], torch.full_like(idx, empty_index))]
-            return x_0, eps, sigma, text
-
-        summary["transformer"] = _run_stage(
-            "transformer", 2, FlowMatchingLoss(transformer), list(transformer.parameters()), tcfg.steps, tcfg.lr,
-            tcfg.warmup_steps, tcfg.weight_decay, transformer_batch, cfg, out, info, metrics, resume,
-            ema=ema, ema_decay=tcfg.ema_decay, grad_clip=tcfg.grad_clip,
-        )
+        # ---- stage 2: transformer by flow matching ----------------------------------------
+        t = cfg.transformer
+        method = FlowMatchingMethod(pipe.transformer, x_all, cond, prompt_index, len(unique), cfg.sampling.shift,
+                                    t.caption_dropout)
+        ema = EMA("transformer", t.ema_decay)
+        if resume and info.is_main:
+            _upgrade_checkpoint(out / "checkpoints" / "transformer.pt", "transformer")
+        distributed.barrier(info)
+        summary["transformer"] = run_training(
+            method, _stage_trainer(cfg, t.steps, t.batch_size, t.lr, t.warmup_steps, t.weight_decay, t.grad_clip),
+            cfg, out, resume=resume, info=info, stage="transformer", hooks=[ema])
 
         # ---- assemble the pipeline --------------------------------------------------------
         if info.is_main:
-            pipe.transformer = ema.eval()
+            pipe.transformer = ema.model.eval()
             pipe.save_pretrained(out / "pipeline")
             sampling = {"role": "teacher", **to_dict(cfg.sampling), "height": tiny.world.height,
                         "width": tiny.world.width, "num_frames": tiny.world.num_frames,
                         "max_sequence_length": tiny.max_sequence_length}
             atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(sampling, indent=2))
+            write_hashes(out / "pipeline")
             summary["wall_s"] = time.perf_counter() - t_start
             summary["num_params"] = {
-                "transformer": sum(p.numel() for p in ema.parameters()),
+                "transformer": sum(p.numel() for p in ema.model.parameters()),
                 "vae": sum(p.numel() for p in vae.parameters()),
                 "text_encoder": sum(p.numel() for p in pipe.text_encoder.parameters()),
             }

@@ -1,0 +1,63 @@
+"""`python -m accvideo distill METHOD ...`: the command line of the distillation recipes.
+
+Argument parsing only; the recipes (configs and `run_*`) live in `accvideo.training.recipes`,
+so experiments never import a CLI module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from accvideo.training.recipes.accvideo import AccVideoDistillConfig, run_accvideo
+from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
+from accvideo.util.config import load_config
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    overrides = list(args.set or [])
+    if args.steps is not None:
+        overrides.append(f"trainer.steps={args.steps}")
+    out = Path(args.out)
+    if args.resume == "never" and (out / "checkpoints").exists():
+        raise ValueError(f"`--out` {str(out)!r} already holds a run; pass `--resume auto` or choose a new folder.")
+    if args.method == "accvideo":
+        if not args.synvid:
+            raise ValueError("`--synvid` is required for `distill accvideo` (make one with `accvideo synvid`).")
+        cfg = load_config(AccVideoDistillConfig, args.config, overrides)
+        summary = run_accvideo(args.teacher, args.synvid, out, cfg, resume=args.resume == "auto",
+                               dry_run=args.dry_run)
+    elif args.method == "gpd":
+        if args.schedule:  # "48,24,12,6": the teacher's step count, then each stage's
+            counts = [c.strip() for c in args.schedule.split(",") if c.strip()]
+            if len(counts) < 2 or not all(c.isdigit() for c in counts):
+                raise ValueError(f"`--schedule` must list the teacher's steps then each stage's, "
+                                 f"like 48,24,12,6, but is {args.schedule!r}.")
+            overrides += [f"method.teacher_steps={counts[0]}", f"method.schedule=[{','.join(counts[1:])}]"]
+        cfg = load_config(GPDDistillConfig, args.config, overrides)
+        summary = run_gpd(args.teacher, out, cfg, resume=args.resume == "auto", dry_run=args.dry_run)
+    else:  # argparse restricts the choices
+        raise ValueError(f"`method` must be one of {METHODS} but is {args.method!r}.")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+METHODS = ["accvideo", "gpd"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("distill", help="distil a few-step student from a teacher (AccVideo; GPD)")
+    p.add_argument("method", choices=METHODS)
+    p.add_argument("--teacher", default="tiny-teacher", help="teacher model name or pipeline folder")
+    p.add_argument("--synvid", help="SynVid folder (accvideo)")
+    p.add_argument("--out", required=True, help="run folder; the student lands in OUT/pipeline")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (trainer.steps; per stage for gpd)")
+    p.add_argument("--schedule", default=None, help="gpd: teacher steps, then student steps per stage, e.g. 48,24,12,6")
+    p.add_argument("--config", help="YAML with `trainer:` and `method:` sections")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. method.lambda_adv=0")
+    p.add_argument("--resume", choices=["auto", "never"], default="auto")
+    p.add_argument("--dry-run", action="store_true", help="build everything, print what would train, exit")
+    p.set_defaults(func=cmd_distill)

@@ -1,0 +1,99 @@
+"""Data parallelism for the trainer: DDP wrapping, FSDP2 sharding, and full (gathered) state dicts.
+
+"ddp" replicates the trainables on every rank (gloo on CPU, NCCL on GPUs); "fsdp2" shards them
+with `torch.distributed.fsdp.fully_shard` (one unit per transformer block, then the root), so a
+rank holds 1/world of each trainable's parameters, gradients and optimizer state. Checkpoints
+and exported pipelines always hold full state dicts; each rank takes its shard on resume.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Child module lists that are FSDP2 units: Wan's `blocks`, HunyuanVideo's two block stacks.
+BLOCK_LISTS = ("blocks", "transformer_blocks", "single_transformer_blocks")
+
+
+def transformer_blocks(model: nn.Module) -> list[nn.Module]:
+    """The transformer's blocks in the order they run: Wan's `blocks`; HunyuanVideo's dual-stream
+    `transformer_blocks`, then its `single_transformer_blocks`."""
+    model = getattr(model, "module", model)  # through a DDP wrapper
+    blocks = [block for name in BLOCK_LISTS for block in (getattr(model, name, None) or [])]
+    if not blocks:
+        raise ValueError(f"`transformer` must have one of the block lists {list(BLOCK_LISTS)} but "
+                         f"{type(model).__name__} has none.")
+    return blocks
+
+
+def shard_fsdp2(module: nn.Module, mesh, mixed_precision: str = "no") -> nn.Module:
+    """Shard `module` in place with FSDP2: each transformer block its own unit (its parameters
+    are gathered just for its forward/backward), then the root for the rest."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    kwargs = {"mesh": mesh}
+    if mixed_precision == "bf16":
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for name in BLOCK_LISTS:
+        for block in getattr(module, name, None) or []:
+            fully_shard(block, **kwargs)
+    fully_shard(module, **kwargs)
+    return module
+
+
+def full_state_dict(module: nn.Module, sharded: bool) -> dict:
+    """The whole state dict on rank 0 (empty elsewhere under FSDP2); collective when sharded."""
+    if not sharded:
+        return module.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+class FullState:
+    """Stands in for a sharded module where a method's `export` reads `state_dict()`."""
+
+    def __init__(self, state: dict):
+        self._state = state
+
+    def state_dict(self) -> dict:
+        return self._state
+
+
+def phase_model(modules: dict, names: list[str]) -> nn.Module:
+    """The module (or ModuleList of modules) one optimiser trains, as FSDP2's state-dict helpers want it."""
+    return modules[names[0]] if len(names) == 1 else nn.ModuleList([modules[n] for n in names])
+
+
+def optimizer_states(optimizers: dict, modules: dict, phase_modules, sharded: bool) -> dict:
+    """Full optimizer state dicts per phase; `phase_modules(phase)` names the modules a phase trains."""
+    if not sharded:
+        return {k: o.state_dict() for k, o in optimizers.items()}
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return {phase: get_optimizer_state_dict(phase_model(modules, phase_modules(phase)), opt, options=options)
+            for phase, opt in optimizers.items()}
+
+
+def load_states(state: dict, modules: dict, optimizers: dict, phase_modules, sharded: bool) -> None:
+    """Load a checkpoint's full module and optimizer states; under FSDP2 each rank keeps its shard."""
+    if not sharded:
+        for name, module in modules.items():
+            module.load_state_dict(state["modules"][name])
+        for phase, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][phase])
+        return
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    # every rank read the same full checkpoint; each keeps its own shard
+    options = StateDictOptions(full_state_dict=True)
+    for name, module in modules.items():
+        set_model_state_dict(module, state["modules"][name], options=options)
+    for phase, opt in optimizers.items():
+        set_optimizer_state_dict(phase_model(modules, phase_modules(phase)), opt,
+                                 optim_state_dict=state["optimizers"][phase], options=options)
