@@ -79,6 +79,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
         assert torch.allclose(a["hooks"]["ema"][key], b["hooks"]["ema"][key], atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_checkpoint_of_the_old_teacher_loop_resumes(tmp_path, monkeypatch):
     """A run killed under the teacher's own loop (checkpoint {model, optimizer, ema}) resumes."""
     teacher.train_teacher(fast_config(), tmp_path / "straight")
