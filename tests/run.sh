@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what it needs, lints, runs pytest.
+# The whole test suite on a fresh machine: installs what it needs, lints, runs pytest, slow tests
+# included (plain `python -m pytest -q` is the fast everyday loop that skips them).
 # Usage: bash tests/run.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check .
-python -m pytest -q "$@"
+# -m '' overrides pyproject's default -m 'not slow': CI runs every test. A later -m in "$@"
+# (say -m slow) overrides it in turn.
+python -m pytest -q -m '' "$@"

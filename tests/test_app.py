@@ -5,23 +5,17 @@ $ACCVIDEO_SCREENSHOTS (docs/screenshots when regenerating them) or the test's te
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from accvideo.app.layout import build_app
+from tests.helpers.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("chromium") is None and not Path(CHROMIUM).exists(),
                                  reason="Debian chromium is not installed")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,7 @@ def shots(tmp_path_factory) -> Path:
 def page(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     demo = build_app("tiny-teacher", runs_dir=tmp_path_factory.mktemp("runs"))
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:

@@ -34,6 +34,7 @@ def _floor(pipe, expected_nfe: int):
     assert scores["total"] >= 75, scores
 
 
+@pytest.mark.slow
 def test_bundled_teacher_quality_floor(teacher):
     _floor(teacher, 100)
 
@@ -46,6 +47,7 @@ def test_bundled_student_quality_floor(name):
     _floor(student, defaults["num_steps"])  # one call per step: guidance is distilled in
 
 
+@pytest.mark.slow
 def test_bundled_students_faster_than_teacher_in_one_run():
     result = run_speed_bench(["tiny-teacher", *STUDENTS], repeats=2, warmup=1)
     speedup = dict(zip(result.rows.model, result.rows.speedup))

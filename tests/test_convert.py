@@ -19,7 +19,7 @@ from accvideo.models.convert import (
     wan_diffusers_to_original,
     wan_original_to_diffusers,
 )
-from accvideo.models.tiny_hunyuan import TRANSFORMER as TINY_HUNYUAN_TRANSFORMER
+from tests.helpers.tiny_hunyuan import TRANSFORMER as TINY_HUNYUAN_TRANSFORMER
 
 # the tiny HunyuanVideo transformer with two blocks of each kind, so block indices above 0 are mapped too
 HUNYUAN_TINY = {**TINY_HUNYUAN_TRANSFORMER, "num_layers": 2, "num_single_layers": 2, "num_refiner_layers": 2}
@@ -161,6 +161,7 @@ def test_convert_checkpoint_file_to_folder(family, tmp_path):
         assert torch.equal(reference(**inputs())[0], loaded(**inputs())[0])
 
 
+@pytest.mark.slow
 def test_convert_cli(tmp_path):
     torch.manual_seed(0)
     model = _randomise(WanTransformer3DModel(**WAN_TINY))

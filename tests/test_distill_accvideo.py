@@ -12,6 +12,7 @@ from accvideo.models.registry import load_model
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
 from accvideo.training.recipes.accvideo import AccVideoDistillConfig
 from accvideo.training.trainer import TrainerConfig, run_training
+from tests.helpers.ports import free_port
 
 NUM_STEPS, M = 6, 3
 
@@ -169,7 +170,7 @@ def _cli(args, env_extra=None, torchrun=False):
     import sys
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    head = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m",
+    head = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", "-m",
             "accvideo"] if torchrun else [sys.executable, "-m", "accvideo"]
     return subprocess.run(head + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
@@ -193,6 +194,7 @@ def test_key_states_come_from_synvid(synvid_dir, key_data):
         load_key_states(synvid_dir, NUM_STEPS + 1)
 
 
+@pytest.mark.slow
 def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
     base = ["distill", "accvideo", "--teacher", str(tiny_pipeline_dir), "--synvid", str(synvid_dir)]
     done = _cli(base + ["--out", str(tmp_path / "dry"), "--dry-run"] + _sets(CLI_FAST))
@@ -208,6 +210,7 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
     assert (tmp_path / "ddp" / "pipeline" / "accvideo_sampling.json").exists()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, monkeypatch):
     import accvideo.training.trainer as trainer_module
     from accvideo.training.recipes.accvideo import run_accvideo

@@ -127,6 +127,7 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
     assert [r["step"] for r in log] == [1, 2, 3]  # continuous, nothing logged twice
 
 
+@pytest.mark.slow
 def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path):
     from accvideo.experiments.ablation import run_gpd_ablation
 

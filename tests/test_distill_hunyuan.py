@@ -14,7 +14,6 @@ import torch
 
 from accvideo.generation import generate
 from accvideo.models.registry import SAMPLING_FILE, load_model
-from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 from accvideo.synvid import SynVidConfig, generate_synvid
 from accvideo.training.data import load_key_states
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
@@ -23,6 +22,7 @@ from accvideo.training.recipes.accvideo import AccVideoDistillConfig
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.training.trainer import TrainerConfig, run_training
 from accvideo.util.config import apply_overrides
+from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 
 NUM_STEPS, M = 4, 2
 PROMPTS = ["a red circle moving left", "a blue square moving up"]

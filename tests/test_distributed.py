@@ -47,6 +47,7 @@ def test_a_single_process_run_reduces_nothing(devices, reduce):
     assert reduce(2.5, DistInfo()) == 2.5 and devices == []
 
 
+@pytest.mark.slow
 def test_reductions_across_two_gloo_processes(tmp_path):
     """The arithmetic, on a real 2-process gloo group (CPU is the run's device there)."""
     import torch.multiprocessing as mp

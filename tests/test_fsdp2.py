@@ -13,6 +13,7 @@ import torch
 
 from accvideo.models.registry import load_model
 from accvideo.training.trainer import TrainerConfig, shard_fsdp2
+from tests.helpers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["trainer.steps=2", "trainer.batch_size=2", "trainer.log_every=1", "trainer.checkpoint_every=1",
@@ -41,7 +42,7 @@ def test_config_is_validated():
 @pytest.mark.slow
 def test_gpd_two_processes_fsdp2_gloo(tiny_pipeline_dir, tmp_path):
     base = ["distill", "gpd", "--teacher", str(tiny_pipeline_dir), "--out", str(tmp_path / "run")]
-    done = _torchrun(base + _sets(FAST), port=29541)
+    done = _torchrun(base + _sets(FAST), port=free_port())
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     runs = summary["stage_runs"]
@@ -57,7 +58,7 @@ def test_gpd_two_processes_fsdp2_gloo(tiny_pipeline_dir, tmp_path):
     # resume: one more step per stage from the full checkpoints, resharded on load
     for stage in ("stage-1", "stage-2"):
         (tmp_path / "run" / "stages" / stage / "pipeline" / "model_index.json").unlink()
-    done = _torchrun(base + _sets(FAST + ["trainer.steps=3"]), port=29542)
+    done = _torchrun(base + _sets(FAST + ["trainer.steps=3"]), port=free_port())
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads((tmp_path / "run" / "summary.json").read_text())["stage_runs"]
     assert [r["resumed_from"] for r in runs] == [2, 2] and [r["steps"] for r in runs] == [3, 3]

@@ -11,12 +11,13 @@ import torch
 from accvideo.eval.lora import export_checked_lora
 from accvideo.models.lora import LORA_FILE, REPORT_FILE, apply_lora, export_lora, lora_from_delta
 from accvideo.models.registry import SAMPLING_FILE
-from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 
 SIZE = {"num_frames": 9, "height": 32, "width": 32}
 
 
 @pytest.mark.parametrize("rank", [16, 128])
+@pytest.mark.slow
 def test_bundled_student_as_lora(rank, tmp_path):
     """Rank 128 is full rank for the tiny transformer (width 128): the LoRA plus the non-Linear
     part reproduces the student to float precision. Rank 16 leaves a stated error, still far
@@ -76,6 +77,7 @@ def test_rank_and_architecture_are_checked(tmp_path):
         export_lora("tiny-teacher", "tiny-teacher", tmp_path, rank=4)
 
 
+@pytest.mark.slow
 def test_lora_export_cli(tmp_path):
     run = subprocess.run([sys.executable, "-m", "accvideo", "lora-export", "--student", "tiny-accvideo", "--teacher",
                           "tiny-teacher", "--rank", "8", "--out", str(tmp_path), "--no-check"],

@@ -17,7 +17,7 @@ from accvideo.generation import generate, initial_noise
 from accvideo.models.families import PLAIN_PROMPT_TEMPLATE, family_of
 from accvideo.models.real import REAL_MODELS, model_status, real_defaults, resolve_real
 from accvideo.models.registry import SAMPLING_FILE, LoadedModel, load_model, resolve_model
-from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 
 PROMPT = "a red circle moving left"
 
@@ -151,6 +151,7 @@ def test_hunyuan_template_that_crops_everything_is_named(tiny_hunyuan_dir):
         generate(without, PROMPT, num_steps=1)
 
 
+@pytest.mark.slow
 def test_student_conversion_into_a_pipeline(tiny_hunyuan_dir, tmp_path):
     """The user's path for the released AccVideo student, on tiny models: the teacher in the
     models folder, the student's original-format .pt where `hf download` puts it, then
@@ -206,6 +207,7 @@ def test_bf16_and_vae_tiling_on_cpu(tiny_pipeline_dir, tiny_hunyuan_dir):
         assert half.video.shape == full.video.shape
 
 
+@pytest.mark.slow
 def test_generate_cli_memory_flags(tiny_pipeline_dir):
     run = subprocess.run([sys.executable, "-m", "accvideo", "generate", "--model", str(tiny_pipeline_dir),
                           "--prompt", PROMPT, "--steps", "2", "--dtype", "bf16", "--json"], capture_output=True,
@@ -218,6 +220,7 @@ def test_generate_cli_memory_flags(tiny_pipeline_dir):
         assert bad.returncode == 2 and "`offload` 'model'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_models_cli_json():
     run = subprocess.run([sys.executable, "-m", "accvideo", "models", "--json"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

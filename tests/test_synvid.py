@@ -16,6 +16,7 @@ import accvideo.synvid as synvid
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
 from accvideo.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
+from tests.helpers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = ["a red circle moving left", "a blue square moving up", "a green triangle moving down"]
@@ -243,7 +244,7 @@ def test_videos_and_reduced_precision(tiny_pipeline_dir, prompt_file, tmp_path):
 def tiny_hunyuan_dir(tmp_path_factory):
     """The tiny random-init HunyuanVideo pipeline saved with its sampling defaults (embedded guidance 6)."""
     from accvideo.models.registry import SAMPLING_FILE
-    from accvideo.models.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+    from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
 
     folder = tmp_path_factory.mktemp("hy") / "pipe"
     build_tiny_hunyuan(seed=0).save_pretrained(folder)
@@ -302,7 +303,7 @@ def test_two_process_torchrun_equals_one_process(tiny_pipeline_dir, prompt_file,
     assert main([*args, "--out", str(tmp_path / "one")]) == 0  # the CLI, in this process
     out = capsys.readouterr().out
     assert "6 trajectories generated" in out and "MB per trajectory" in out and "on 1 process(es)" in out
-    two = _torchrun([*args, "--out", str(tmp_path / "two")], 2, 29533)
+    two = _torchrun([*args, "--out", str(tmp_path / "two")], 2, free_port())
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("synvid:") == 1 and "on 2 process(es)" in two.stdout  # rank 0 reports
     assert digests(tmp_path / "one") == digests(tmp_path / "two")  # byte-identical shards, manifest, config

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,7 +33,8 @@ def _wasserstein(a: torch.Tensor, b: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- teacher
 
 
-@pytest.mark.parametrize("positions", [(-1.0, 1.0), (-0.5, 2.0)])
+# The default positions share the teacher every other test uses; other positions train a new one.
+@pytest.mark.parametrize("positions", [(-1.0, 1.0), pytest.param((-0.5, 2.0), marks=pytest.mark.slow)])
 def test_teacher_ode_sends_lower_half_of_noise_to_lower_point(positions):
     teacher = get_teacher(TeacherConfig(positions=positions))
     lower, upper = positions
@@ -126,6 +129,7 @@ def test_student_training_is_deterministic_given_a_seed(teacher, trajectories):
     assert torch.equal(first, second) and not torch.equal(first, other)
 
 
+@pytest.mark.slow
 def test_distribution_matching_guidance_is_often_inaccurate(teacher, trajectories):
     _, paths = trajectories
     matching = distill.train_distribution_matching(teacher, paths[-1], seed=0)
@@ -155,6 +159,7 @@ def test_run_toy_returns_figures_and_tables():
     assert result.samples["teacher"].shape == (200,)
 
 
+@pytest.mark.slow
 def test_cli_json_and_figures(tmp_path, capsys):
     assert (
         main(
@@ -210,3 +215,22 @@ def test_bad_parameters_raise_value_errors(values, message):
 def test_cli_reports_bad_parameters(capsys):
     assert main(["--current-M", "-1", "--json"]) == 2
     assert "`M` must be >= 0" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def test_toy_reaches_the_package_only_through_toy_core():
+    """The toy uses the package's flow-matching core and nothing else of it, all through one module."""
+    toy_dir = Path(__file__).resolve().parents[1] / "toy"
+    reached = {}
+    for path in sorted(toy_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] == "accvideo":
+                    reached.setdefault(path.relative_to(toy_dir).as_posix(), set()).add(name)
+    assert set(reached) == {"core.py"}, reached
+    assert all(name.split(".")[1] in {"core", "sampling", "schedules"} for name in reached["core.py"])

@@ -13,6 +13,7 @@ import accvideo.training.recipes.teacher as teacher
 import accvideo.training.trainer as trainer
 from accvideo.training.checkpoint import load_checkpoint
 from accvideo.util.config import apply_overrides
+from tests.helpers.ports import free_port
 
 FAST = ["vae.steps=2", "vae.batch_size=2", "vae.stats_clips=8", "transformer.steps=4", "transformer.batch_size=4",
         "transformer.num_clips=16", "transformer.warmup_steps=1", "log_every=1", "checkpoint_every=2"]
@@ -50,6 +51,7 @@ def test_training_run_writes_pipeline_checkpoints_and_metrics(tmp_path):
         (tmp_path / "pipeline" / "sha256.json").read_text())
 
 
+@pytest.mark.slow
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
     teacher.train_teacher(fast_config(), tmp_path / "straight")
 
@@ -77,6 +79,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
         assert torch.allclose(a["hooks"]["ema"][key], b["hooks"]["ema"][key], atol=1e-6), key
 
 
+@pytest.mark.slow
 def test_checkpoint_of_the_old_teacher_loop_resumes(tmp_path, monkeypatch):
     """A run killed under the teacher's own loop (checkpoint {model, optimizer, ema}) resumes."""
     teacher.train_teacher(fast_config(), tmp_path / "straight")
@@ -119,6 +122,7 @@ def test_bad_config_is_named():
         teacher.train_teacher(fast_config("vae.num_frames=6"), "/nonexistent")
 
 
+@pytest.mark.slow
 def test_cli_dry_run_and_resume_never(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "accvideo", "train-teacher", "--out", str(tmp_path), "--dry-run"]
@@ -134,7 +138,7 @@ def test_cli_dry_run_and_resume_never(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "accvideo", "train-teacher", "--out", str(tmp_path)]
     for item in FAST:
         cmd += ["--set", item]

@@ -140,6 +140,7 @@ def test_refresh_reads_and_never_writes(manager):
     assert after == before and not (manager.runs_dir / jobs.TABLE_FILE).exists()
 
 
+@pytest.mark.slow
 def test_toy_update_and_bad_value():
     figures, summary = toy_update(0.5, False, -1.0, 1.0, 400)
     assert set(figures) == {"trajectories", "distribution_matching", "useless_vs_M", "student_results"}

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
-from toy.teacher import Teacher, VelocityMLP, euler_sample, single_thread
+from toy.core import euler_sample, sigma_schedule
+from toy.teacher import Teacher, VelocityMLP, single_thread
 
 __all__ = [
     "DistillPoints",
@@ -74,8 +75,12 @@ class DistillPoints:
 
 
 def key_sigmas(num_key_steps: int) -> torch.Tensor:
-    """``sigma_j = 1 - j / m`` for ``j = 0 .. m``: (m+1,), from 1 down to 0."""
-    return torch.linspace(1.0, 0.0, num_key_steps + 1)
+    """``sigma_j = 1 - j / m`` for ``j = 0 .. m``: (m+1,), from 1 down to 0.
+
+    The core's unshifted schedule, in float32 like every other toy tensor (the core
+    keeps float64 for long video schedules; the MLP and the points are float32).
+    """
+    return sigma_schedule(num_key_steps).float()
 
 
 def teacher_noise_and_trajectories(teacher: Teacher, num_points: int, seed: int):
@@ -198,8 +203,8 @@ def train_student(
 
 def sample_student(student: VelocityMLP, eps: torch.Tensor, num_key_steps: int) -> torch.Tensor:
     """``num_key_steps`` Euler steps from ``eps`` (N,) at sigma = 1; returns samples (N,)."""
-    with single_thread():
-        return euler_sample(student, eps, key_sigmas(num_key_steps))[-1]
+    with torch.no_grad(), single_thread():
+        return euler_sample(student, eps, key_sigmas(num_key_steps)).x_0
 
 
 def _mmd_loss(samples: torch.Tensor, target: torch.Tensor, bandwidths=(0.1, 0.3, 1.0)) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""A tiny random-init `HunyuanVideoPipeline`, built offline from configs, for tests.
+"""A tiny random-init `HunyuanVideoPipeline`, built offline from configs, for tests only.
 
 The real classes at toy size: `HunyuanVideoTransformer3DModel` (guidance-embedded, like the
 released model), `AutoencoderKLHunyuanVideo` with the real compression (4 in time, 8 in

@@ -1,0 +1,1 @@
+"""The test suite; a package so that test-only code can live in ``tests/helpers``."""
