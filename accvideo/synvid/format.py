@@ -249,9 +249,15 @@ def resolve_config(cfg: SynVidConfig, model) -> dict[str, Any]:
 
 
 def check_same_config(out: Path, config: dict[str, Any]) -> None:
-    """Refuse to mix datasets: an existing `config.json` must equal `config` key by key."""
+    """Refuse to mix datasets: an existing `config.json` must equal `config` key by key, and shards
+    without a `config.json` are refused (nothing says which config made them)."""
     path = out / CONFIG_FILE
     if not path.exists():
+        orphans = sorted(p.name for p in out.glob("shard-*")) if out.is_dir() else []
+        if orphans:
+            raise ValueError(f"`out` {str(out)!r} holds SynVid shards ({orphans[0]}, ...) but no {CONFIG_FILE}, so "
+                             "nothing says which config made them; choose a new folder, or restore its "
+                             f"{CONFIG_FILE}.")
         return
     try:
         old = json.loads(path.read_text())

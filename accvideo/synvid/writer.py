@@ -41,6 +41,7 @@ from accvideo.synvid.format import (
 )
 from accvideo.util import distributed
 from accvideo.util.io import atomic_write_bytes, atomic_write_text
+from accvideo.util.runs import claim_run
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         config = resolve_config(cfg, model)
         # Every rank checks (same files, same answer), so all ranks fail together, none hangs in a barrier.
         check_same_config(out, config)
+        claim_run(out, "synvid", config, write=info.is_main)
         out.mkdir(parents=True, exist_ok=True)
         if info.is_main and not (out / CONFIG_FILE).exists():
             atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -12,6 +12,8 @@ from accvideo.training.data import load_key_states
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
 from accvideo.training.trainer import TrainerConfig, run_training
 from accvideo.util import distributed
+from accvideo.util.config import to_dict
+from accvideo.util.runs import claim_run
 
 
 @dataclass
@@ -38,6 +40,8 @@ def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistil
                                                            for k, m in method.trainable().items()}}
     info = distributed.setup()
     try:
+        claim_run(out, "accvideo", {"teacher": str(teacher), "synvid": str(synvid), **to_dict(cfg)},
+                  write=info.is_main)
         return run_training(method, cfg.trainer, cfg, out, teacher, resume=resume, info=info)
     finally:
         distributed.cleanup(info)

@@ -16,7 +16,9 @@ from accvideo.synvid import load_prompts
 from accvideo.training.methods.gpd import GPDConfig, GPDStage
 from accvideo.training.trainer import TrainerConfig, run_training
 from accvideo.util import distributed
+from accvideo.util.config import to_dict
 from accvideo.util.io import atomic_write_text
+from accvideo.util.runs import claim_run
 
 
 @dataclass
@@ -50,6 +52,7 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     info = distributed.setup()
     stage_cfg = dataclasses.replace(cfg.trainer)
     try:
+        claim_run(out, "gpd", {"teacher": str(teacher), **to_dict(cfg)}, write=info.is_main)
         guide, guide_steps, guide_guidance = model.transformer, cfg.method.teacher_steps, guidance
         summaries = []
         for k, n in enumerate(cfg.method.schedule, 1):

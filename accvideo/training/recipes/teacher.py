@@ -38,6 +38,7 @@ from accvideo.util import distributed
 from accvideo.util.config import save_config, to_dict
 from accvideo.util.hashes import write_hashes
 from accvideo.util.io import atomic_write_bytes, atomic_write_text
+from accvideo.util.runs import claim_run
 from accvideo.world import SPLITS, WorldConfig, make_batch
 
 log = logging.getLogger("accvideo.train")
@@ -162,6 +163,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
     t_start = time.perf_counter()
     summary: dict = {"config": to_dict(cfg), "world_size": info.world_size}
     try:
+        claim_run(out, "teacher", to_dict(cfg), write=info.is_main)  # before anything is written into `out`
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, out / "config.yaml")
