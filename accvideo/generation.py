@@ -110,13 +110,14 @@ def default_shift(pipe, sampling: dict) -> float:
 def resolve_sampling(model: LoadedModel, *, num_steps: int | None = None, guidance_scale: float | None = None,
                      shift: float | None = None, num_frames: int | None = None, height: int | None = None,
                      width: int | None = None, sigmas: Sequence[float] | torch.Tensor | None = None,
-                     negative_prompt: str = "", max_sequence_length: int | None = None,
+                     negative_prompt: str | None = None, max_sequence_length: int | None = None,
                      embedded_guidance_scale: float | None = None, sampler: str | None = None) -> SamplingSpec:
     """The model's saved sampling defaults with the given overrides, checked against the model.
 
     `sigmas` (shape (n + 1,)) overrides the schedule built from `num_steps` and `shift`. With
     none of the three given, a distilled student samples on its own saved key-step schedule.
-    `sampler` defaults to the saved one ("euler" when none is saved).
+    `negative_prompt` and `sampler` default to the saved ones (Wan's own negative prompt for the
+    real Wan teachers; "" and "euler" otherwise).
     Raises ValueError naming the argument, the rule and the value. Frame counts and sizes follow
     the model: frames are `ft * k + 1` for the VAE's temporal factor ft (4 for Wan2.1 and
     HunyuanVideo), sizes multiples of the VAE's spatial factor times the transformer's patch size
@@ -139,6 +140,7 @@ def resolve_sampling(model: LoadedModel, *, num_steps: int | None = None, guidan
     if embedded_guidance_scale is None and guidance_embedded:
         embedded_guidance_scale = saved.get("embedded_guidance_scale", DEFAULT_EMBEDDED_GUIDANCE)
     max_len = max_sequence_length or saved.get("max_sequence_length", DEFAULT_MAX_SEQUENCE_LENGTH[family.name])
+    negative_prompt = negative_prompt if negative_prompt is not None else saved.get("negative_prompt", "")
     sampler = sampler if sampler is not None else saved.get("sampler", "euler")
 
     if not _is_int(num_steps) or num_steps < 1:
