@@ -237,3 +237,18 @@ def test_cuda_bf16_generation(tiny_pipeline_dir, tiny_hunyuan_dir, offload):
         assert torch.isfinite(result.latents).all() and result.video.shape[0] == 9
         cpu = generate(load_model(folder), PROMPT, seed=0, num_steps=4)
         assert (result.latents - cpu.latents).abs().max() < 0.2  # same noise on every device
+
+
+def test_real_hunyuan_loads_with_vae_tiling_unless_told(tiny_hunyuan_dir, tmp_path):
+    """A real HunyuanVideo folder decodes in tiles by default (as its authors' scripts); a caller's
+    vae_tiling=False wins; a tiny or unknown folder keeps tiling off."""
+    shutil.copytree(tiny_hunyuan_dir, tmp_path / "models" / "hunyuanvideo")
+    real = load_model("hunyuanvideo", cached=False)
+    assert real.memory.vae_tiling and real.vae.use_tiling
+    untiled = load_model("hunyuanvideo", vae_tiling=False, cached=False)
+    assert not untiled.memory.vae_tiling and not untiled.vae.use_tiling
+    tiny = load_model(tiny_hunyuan_dir, cached=False)
+    assert not tiny.memory.vae_tiling and not tiny.vae.use_tiling
+    assert REAL_MODELS["accvideo-hunyuan-5step"].memory == {"vae_tiling": True}
+    assert all(not m.memory for m in REAL_MODELS.values() if m.family == "wan")
+

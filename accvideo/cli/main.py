@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--offload", default="none", choices=["none", "model", "sequential"])
-    p.add_argument("--vae-tiling", action="store_true")
+    p.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode in tiles (default: the model's own; on for the real HunyuanVideo models)")
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("bundle", help="copy a trained run into assets/NAME with provenance and a sample grid")
     p.add_argument("--run", required=True, help="training run folder (holding pipeline/ and summary.json)")

@@ -39,6 +39,9 @@ class RealModel:
         student it holds the authors' original-format transformer (`checkpoint`, a file path
         inside the repo, or "" for the repo's top-level *.safetensors shards).
     params_b: transformer parameters in billions, for the memory estimates of docs/GPU.md.
+    memory: default memory options (`MemoryOptions` fields) the caller may override; HunyuanVideo
+        decodes with VAE tiling, as diffusers' `HunyuanVideoPipeline` example does
+        (`pipe.vae.enable_tiling()`): the untiled decode of a 720p clip is its memory peak.
     """
 
     name: str
@@ -50,6 +53,7 @@ class RealModel:
     teacher: str | None = None
     checkpoint: str | None = None
     description: str = ""
+    memory: dict = field(default_factory=dict)
 
     @property
     def is_student(self) -> bool:
@@ -64,7 +68,7 @@ REAL_MODELS: dict[str, RealModel] = {m.name: m for m in [
         sampling={"role": "teacher", "num_steps": 50, "shift": 7.0, "guidance_scale": 1.0,
                   "embedded_guidance_scale": 6.0, "num_frames": 129, "height": 720, "width": 1280,
                   "max_sequence_length": 256},
-        description="HunyuanVideo T2V (the AccVideo teacher), diffusers format",
+        description="HunyuanVideo T2V (the AccVideo teacher), diffusers format", memory={"vae_tiling": True},
     ),
     RealModel(
         name="accvideo-hunyuan-5step", family="hunyuan", repo_id="aejion/AccVideo",
@@ -76,6 +80,7 @@ REAL_MODELS: dict[str, RealModel] = {m.name: m for m in [
                   "embedded_guidance_scale": 6.0, "num_frames": 93, "height": 544, "width": 960,
                   "max_sequence_length": 256},
         description="AccVideo 5-step student of HunyuanVideo (original-format .pt, converted here)",
+        memory={"vae_tiling": True},
     ),
     RealModel(
         name="wan2.1-t2v-1.3b", family="wan", repo_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
@@ -175,14 +180,26 @@ def resolve_real(name: str) -> Path:
                      f"downloaded at run time; run:\n{steps}\nthen try again (see docs/GPU.md for sizes).")
 
 
-def real_defaults(folder: Path) -> dict:
-    """Sampling defaults of the real model a folder holds (by folder name or Hub repo id), else {}."""
+def real_model_of(folder: Path) -> RealModel | None:
+    """The real model a folder holds, recognised by folder name or Hub repo id, else None."""
     folder = Path(folder)
     for model in REAL_MODELS.values():
         hub_name = "models--" + model.repo_id.replace("/", "--")
         if folder.name == model.name or hub_name in folder.parts:
-            return {**model.sampling, "family": model.family}
-    return {}
+            return model
+    return None
+
+
+def real_defaults(folder: Path) -> dict:
+    """Sampling defaults of the real model a folder holds (by folder name or Hub repo id), else {}."""
+    model = real_model_of(folder)
+    return {} if model is None else {**model.sampling, "family": model.family}
+
+
+def real_memory_defaults(folder: Path) -> dict:
+    """Default memory options of the real model a folder holds (e.g. {"vae_tiling": True}), else {}."""
+    model = real_model_of(folder)
+    return {} if model is None else dict(model.memory)
 
 
 def model_status() -> list[dict]:

@@ -17,7 +17,7 @@ from typing import Any
 from safetensors import safe_open
 
 from accvideo.models.memory import MemoryOptions
-from accvideo.models.real import REAL_MODELS, real_defaults, resolve_real
+from accvideo.models.real import REAL_MODELS, real_defaults, real_memory_defaults, resolve_real
 from accvideo.util.hashes import verify_hashes
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -160,19 +160,23 @@ _lock = threading.Lock()
 
 
 def load_model(name_or_dir: str | Path, dtype: str = "fp32", device: str | None = None,
-               offload: str = "none", vae_tiling: bool = False, cached: bool = True) -> LoadedModel:
+               offload: str = "none", vae_tiling: bool | None = None, cached: bool = True) -> LoadedModel:
     """Load a validated pipeline, once per folder, modification time and memory options.
 
     Memory options (see `memory.py` and docs/GPU.md): `dtype` "fp32" | "bf16" | "fp16";
     `device` "cpu" | "cuda" | "cuda:N" (default cpu, as before); `offload` "none" | "model"
     (whole components move to the GPU one at a time) | "sequential" (layer by layer; lowest
-    memory, slowest); `vae_tiling` decodes the video in overlapping tiles. Loaded weights are
+    memory, slowest); `vae_tiling` decodes the video in overlapping tiles (None: the model's
+    default, on for the real HunyuanVideo models, off otherwise). Loaded weights are
     frozen. `cached=False` returns a private copy that a trainer may move, hook and unfreeze
     without touching the copy the app and the evaluators share.
     """
+    folder = resolve_model(name_or_dir)
+    if vae_tiling is None:  # looked up before resolve(): a Hub snapshot is known by its unresolved path
+        vae_tiling = bool(real_memory_defaults(folder).get("vae_tiling", False))
     options = MemoryOptions(dtype=dtype, device=device, offload=offload, vae_tiling=vae_tiling)
     options.validate()
-    folder = resolve_model(name_or_dir).resolve()
+    folder = folder.resolve()
     if not cached:
         return _load(folder, options)
     key = (str(folder), (folder / "model_index.json").stat().st_mtime, options)
