@@ -252,3 +252,30 @@ def test_real_hunyuan_loads_with_vae_tiling_unless_told(tiny_hunyuan_dir, tmp_pa
     assert REAL_MODELS["accvideo-hunyuan-5step"].memory == {"vae_tiling": True}
     assert all(not m.memory for m in REAL_MODELS.values() if m.family == "wan")
 
+
+def test_accvideo_wan_samples_with_unipc_by_default():
+    assert REAL_MODELS["accvideo-wan-t2v-14b"].sampling["sampler"] == "unipc"
+    assert all("sampler" not in m.sampling for n, m in REAL_MODELS.items() if n != "accvideo-wan-t2v-14b")
+
+
+def test_unknown_real_folder_warns_once(tiny_pipeline_dir, tmp_path, caplog):
+    """A pipeline folder with neither saved nor registry defaults falls back to the tiny settings: said once."""
+    from accvideo.models import registry
+
+    folder = tmp_path / "some-downloaded-wan"
+    shutil.copytree(tiny_pipeline_dir, folder)
+    (folder / SAMPLING_FILE).unlink()
+    with caplog.at_level("WARNING", logger="accvideo.models.registry"):
+        assert registry.read_sampling_defaults(folder) == {}
+        assert registry.read_sampling_defaults(folder) == {}
+    warnings = [r for r in caplog.records if "no registry" in r.getMessage() or "not a known real model" in
+                r.getMessage()]
+    assert len(warnings) == 1 and str(folder.resolve()) in warnings[0].getMessage()
+    assert "32x32" in warnings[0].getMessage() and "no CFG" in warnings[0].getMessage()
+    caplog.clear()
+    (tmp_path / "models").mkdir()
+    shutil.copytree(folder, tmp_path / "models" / "wan2.1-t2v-1.3b")  # a known real model: no warning
+    with caplog.at_level("WARNING", logger="accvideo.models.registry"):
+        assert registry.read_sampling_defaults(tmp_path / "models" / "wan2.1-t2v-1.3b")["num_steps"] == 50
+    assert not caplog.records
+

@@ -9,6 +9,7 @@ Face cache, or is itself a folder; a folder may be a pipeline folder (holding
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from safetensors import safe_open
 from accvideo.models.memory import MemoryOptions
 from accvideo.models.real import REAL_MODELS, real_defaults, real_memory_defaults, resolve_real
 from accvideo.util.hashes import verify_hashes
+
+logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLING_FILE = "accvideo_sampling.json"
@@ -114,11 +117,30 @@ def read_sampling_defaults(folder: Path) -> dict:
     """
     path = folder / SAMPLING_FILE
     if not path.exists():
-        return real_defaults(folder)
+        defaults = real_defaults(folder)
+        if not defaults:
+            _warn_no_defaults(folder)
+        return defaults
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"model folder {str(folder)!r}: {SAMPLING_FILE} is corrupt ({err}).") from err
+
+
+_warned: set[str] = set()
+
+
+def _warn_no_defaults(folder: Path) -> None:
+    """Once per folder: a pipeline without saved or registry defaults samples at the tiny models'
+    fallbacks, which for a real model is a useless 32x32 clip without CFG."""
+    key = str(Path(folder).resolve())
+    if key in _warned:
+        return
+    _warned.add(key)
+    logger.warning("model folder %r has no %s and is not a known real model (%s, recognised by folder name or Hub "
+                   "repo id): sampling falls back to 50 steps, 9 frames of 32x32, guidance 1.0 (no CFG) unless "
+                   "given; pass the settings, or write them to %s in the folder.", key, SAMPLING_FILE,
+                   ", ".join(sorted(REAL_MODELS)), SAMPLING_FILE)
 
 
 @dataclass(frozen=True)
