@@ -167,7 +167,8 @@ def test_folder_without_index(tmp_path):
 
 @pytest.mark.parametrize("damage, match", [
     (lambda d: shutil.rmtree(d / "vae"), "missing component 'vae'"),
-    (lambda d: (d / "transformer" / "diffusion_pytorch_model.safetensors").unlink(), "no .safetensors"),
+    (lambda d: (d / "transformer" / "diffusion_pytorch_model.safetensors").unlink(),
+     "has no weights: neither .safetensors nor .bin"),
     (lambda d: (d / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 40),
      "transformer.*corrupt"),
     (lambda d: (d / "vae" / "config.json").write_text("{not json"), "vae.*config.json is corrupt"),

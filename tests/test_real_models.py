@@ -279,3 +279,22 @@ def test_unknown_real_folder_warns_once(tiny_pipeline_dir, tmp_path, caplog):
         assert registry.read_sampling_defaults(tmp_path / "models" / "wan2.1-t2v-1.3b")["num_steps"] == 50
     assert not caplog.records
 
+
+def test_bin_shards_are_accepted_and_checked(tiny_pipeline_dir, tmp_path):
+    """Folders saved with safe_serialization=False (pickled .bin weights) load; a truncated .bin is named."""
+    from accvideo.models.tiny import TinyConfig, build_pipeline
+
+    folder = tmp_path / "bin"
+    build_pipeline(TinyConfig(), seed=0).save_pretrained(folder, safe_serialization=False)
+    shutil.copy(tiny_pipeline_dir / SAMPLING_FILE, folder / SAMPLING_FILE)
+    # diffusers writes .bin for the transformer and the VAE (transformers 5 always writes safetensors)
+    for component in ("transformer", "vae"):
+        assert not list((folder / component).glob("*.safetensors")) and list((folder / component).glob("*.bin"))
+    model = load_model(folder, cached=False)
+    reference = load_model(tiny_pipeline_dir, cached=False)
+    ours, theirs = model.transformer.state_dict(), reference.transformer.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    shard = next((folder / "vae").glob("*.bin"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"component 'vae': weights file {shard.name} is corrupt or truncated"):
+        load_model(folder, cached=False)

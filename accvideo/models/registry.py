@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,10 @@ def _check_component(folder: Path, component: str) -> None:
     weights = sorted(sub.glob("*.safetensors"))
     if component in ("transformer", "vae", "text_encoder"):
         if not weights:
-            raise ValueError(f"model component {component!r} in {str(folder)!r} has no .safetensors weights.")
+            # diffusers and transformers load pickled `.bin` shards when a folder has no safetensors
+            # (older Hub repos and `save_pretrained(safe_serialization=False)` write them)
+            _check_bin_weights(folder, component, sorted(sub.glob("*.bin")))
+            return
         for w in weights:
             try:
                 with safe_open(str(w), framework="pt") as f:
@@ -92,6 +96,21 @@ def _check_component(folder: Path, component: str) -> None:
                 raise ValueError(f"model component {component!r}: weights file {w.name} is corrupt ({err}).") from err
             if w.stat().st_size < 16:
                 raise ValueError(f"model component {component!r}: weights file {w.name} is truncated.")
+
+
+def _check_bin_weights(folder: Path, component: str, shards: list[Path]) -> None:
+    """A component's `.bin` shards are torch zip archives whose central directory is intact (it is
+    at the end of the file, so a truncated download fails here); nothing is unpickled."""
+    if not shards:
+        raise ValueError(f"model component {component!r} in {str(folder)!r} has no weights: neither .safetensors "
+                         "nor .bin files.")
+    for w in shards:
+        try:
+            with zipfile.ZipFile(w) as archive:
+                archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise ValueError(f"model component {component!r}: weights file {w.name} is corrupt or truncated (a .bin "
+                             f"must be a torch zip archive: {err}).") from err
 
 
 def validate_folder(folder: Path) -> dict:
