@@ -1,10 +1,11 @@
 """Text-to-video generation with per-stage timing, over Wan and HunyuanVideo diffusers pipelines.
 
 `generate` reads as the stages a diffusers pipeline has (resolve and check the sampling
-settings, encode prompt, prepare noise, denoise, decode) but runs our own Euler sampler, so
-it can time each stage, report progress, stop on request and return the whole trajectory.
-With the same seed, steps and guidance it gives what `WanPipeline.__call__` and
-`HunyuanVideoPipeline.__call__` give (tested). What differs per family (text encoders,
+settings, encode prompt, prepare noise, denoise, decode) but runs our own sampler loop (Euler,
+or diffusers' flow UniPC solver: `SamplingSpec.sampler`), so it can time each stage, report
+progress, stop on request and return the whole trajectory. With the same seed, steps and
+guidance it gives what `WanPipeline.__call__` and `HunyuanVideoPipeline.__call__` give with
+the matching scheduler (tested). What differs per family (text encoders,
 guidance embedding, latent scaling) lives in `models/families.py`.
 
 `resolve_sampling` is the one place a model's sampling settings are worked out: the saved
@@ -25,6 +26,7 @@ import torch
 
 from accvideo.core.sampling import euler_sample
 from accvideo.core.schedules import sigma_schedule
+from accvideo.core.unipc import unipc_sample, unipc_sigma_schedule
 from accvideo.models.families import Conditioning, family_of
 from accvideo.models.memory import execution_device
 from accvideo.models.registry import LoadedModel
@@ -33,12 +35,15 @@ from accvideo.models.registry import LoadedModel
 DEFAULT_MAX_SEQUENCE_LENGTH = {"wan": 512, "hunyuan": 256}
 DEFAULT_EMBEDDED_GUIDANCE = 6.0  # HunyuanVideo's pipeline default
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+SAMPLERS = ("euler", "unipc")
 
 
 @dataclass(frozen=True)
 class SamplingSpec:
     """Every setting one sampling run needs, resolved. sigmas: the schedule, num_steps + 1 values
-    from 1 down to 0 (a student's saved key-step schedule, or `sigma_schedule(num_steps, shift)`)."""
+    from 1 down to 0 (a student's saved key-step schedule, or `sigma_schedule(num_steps, shift)`
+    for Euler, `unipc_sigma_schedule(num_steps, shift)` for UniPC). sampler: "euler" (ours) or
+    "unipc" (diffusers' flow-matching UniPC, as the AccVideo-Wan authors sample)."""
 
     num_steps: int
     sigmas: tuple[float, ...]
@@ -50,6 +55,7 @@ class SamplingSpec:
     width: int
     max_sequence_length: int
     negative_prompt: str = ""
+    sampler: str = "euler"
 
     @property
     def use_cfg(self) -> bool:
@@ -81,7 +87,7 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)
     trajectory: torch.Tensor | None = None
     embedded_guidance_scale: float | None = None
-
+    sampler: str = "euler"
 
 
 def _is_int(value) -> bool:
@@ -104,12 +110,14 @@ def default_shift(pipe, sampling: dict) -> float:
 def resolve_sampling(model: LoadedModel, *, num_steps: int | None = None, guidance_scale: float | None = None,
                      shift: float | None = None, num_frames: int | None = None, height: int | None = None,
                      width: int | None = None, sigmas: Sequence[float] | torch.Tensor | None = None,
-                     negative_prompt: str = "", max_sequence_length: int | None = None,
-                     embedded_guidance_scale: float | None = None) -> SamplingSpec:
+                     negative_prompt: str | None = None, max_sequence_length: int | None = None,
+                     embedded_guidance_scale: float | None = None, sampler: str | None = None) -> SamplingSpec:
     """The model's saved sampling defaults with the given overrides, checked against the model.
 
     `sigmas` (shape (n + 1,)) overrides the schedule built from `num_steps` and `shift`. With
     none of the three given, a distilled student samples on its own saved key-step schedule.
+    `negative_prompt` and `sampler` default to the saved ones (Wan's own negative prompt for the
+    real Wan teachers; "" and "euler" otherwise).
     Raises ValueError naming the argument, the rule and the value. Frame counts and sizes follow
     the model: frames are `ft * k + 1` for the VAE's temporal factor ft (4 for Wan2.1 and
     HunyuanVideo), sizes multiples of the VAE's spatial factor times the transformer's patch size
@@ -132,6 +140,8 @@ def resolve_sampling(model: LoadedModel, *, num_steps: int | None = None, guidan
     if embedded_guidance_scale is None and guidance_embedded:
         embedded_guidance_scale = saved.get("embedded_guidance_scale", DEFAULT_EMBEDDED_GUIDANCE)
     max_len = max_sequence_length or saved.get("max_sequence_length", DEFAULT_MAX_SEQUENCE_LENGTH[family.name])
+    negative_prompt = negative_prompt if negative_prompt is not None else saved.get("negative_prompt", "")
+    sampler = sampler if sampler is not None else saved.get("sampler", "euler")
 
     if not _is_int(num_steps) or num_steps < 1:
         raise ValueError(f"`num_steps` must be an integer >= 1 but is {num_steps!r}.")
@@ -163,13 +173,15 @@ def resolve_sampling(model: LoadedModel, *, num_steps: int | None = None, guidan
                              f"{embedded_guidance_scale!r}.")
     if not isinstance(negative_prompt, str):
         raise ValueError(f"`negative_prompt` must be a string but is {negative_prompt!r}.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"`sampler` must be one of {list(SAMPLERS)} but is {sampler!r}.")
     if sigmas is None:
-        sigmas = sigma_schedule(num_steps, shift)
+        sigmas = unipc_sigma_schedule(num_steps, shift) if sampler == "unipc" else sigma_schedule(num_steps, shift)
     return SamplingSpec(
         num_steps=int(num_steps), sigmas=tuple(float(s) for s in sigmas), shift=float(shift),
         guidance_scale=float(guidance_scale), num_frames=int(num_frames), height=int(height), width=int(width),
         embedded_guidance_scale=None if embedded_guidance_scale is None else float(embedded_guidance_scale),
-        max_sequence_length=int(max_len), negative_prompt=negative_prompt,
+        max_sequence_length=int(max_len), negative_prompt=negative_prompt, sampler=sampler,
     )
 
 
@@ -203,13 +215,15 @@ def prepare_noise(model: LoadedModel, seeds: Sequence[int], spec: SamplingSpec) 
 
 
 def denoise(model: LoadedModel, conditioning: Conditioning, x: torch.Tensor, spec: SamplingSpec, **sample_kwargs):
-    """Euler-integrate from noise `x` (B, C, T', H', W') along `spec.sigmas`; `conditioning` has B rows
-    (or 1, broadcast). Keyword arguments go to `euler_sample` (callback, interrupt, trajectory)."""
+    """Integrate from noise `x` (B, C, T', H', W') along `spec.sigmas` with `spec.sampler`; `conditioning`
+    has B rows (or 1, broadcast). Keyword arguments go to `euler_sample` / `unipc_sample` (callback,
+    interrupt, trajectory). Either way the model is called only through `Family.velocity`."""
     if conditioning.cond and next(iter(conditioning.cond.values())).shape[0] != x.shape[0]:
         conditioning = conditioning.select(torch.zeros(x.shape[0], dtype=torch.long))
     family = family_of(model.pipe)
     velocity = family.velocity(model.pipe, conditioning, spec.guidance_scale, spec.embedded_guidance_scale)
-    return euler_sample(velocity, x, spec.sigma_tensor(), **sample_kwargs)
+    sample = unipc_sample if spec.sampler == "unipc" else euler_sample
+    return sample(velocity, x, spec.sigma_tensor(), **sample_kwargs)
 
 
 def decode(model: LoadedModel, latents: torch.Tensor) -> np.ndarray:
@@ -225,7 +239,7 @@ def generate(model: LoadedModel, prompt: str, seed: int = 0, *, spec: SamplingSp
              return_trajectory: bool = False, decode_video: bool = True, **overrides) -> GenerationResult:
     """Generate one video. `spec` (from `resolve_sampling`) or the `overrides` it takes (num_steps,
     guidance_scale, shift, sigmas, num_frames, height, width, negative_prompt, max_sequence_length,
-    embedded_guidance_scale); unset ones take the model's saved defaults. `guidance_scale` > 1 is
+    embedded_guidance_scale, sampler); unset ones take the model's saved defaults. `guidance_scale` > 1 is
     real classifier-free guidance (2 NFE per step); `embedded_guidance_scale` is HunyuanVideo's
     guidance embedding (1 NFE per step; None for Wan)."""
     if not isinstance(prompt, str) or not prompt.strip():
@@ -258,7 +272,7 @@ def generate(model: LoadedModel, prompt: str, seed: int = 0, *, spec: SamplingSp
     return GenerationResult(
         video=video, latents=sample.x_0.cpu(), prompt=prompt, seed=int(seed), num_steps=spec.num_steps,
         guidance_scale=spec.guidance_scale, nfe=spec.nfe, sigmas=spec.sigma_tensor(), timings=timings,
-        trajectory=trajectory, embedded_guidance_scale=spec.embedded_guidance_scale,
+        trajectory=trajectory, embedded_guidance_scale=spec.embedded_guidance_scale, sampler=spec.sampler,
     )
 
 

@@ -58,6 +58,55 @@ def test_generate_matches_wan_pipeline(tiny_pipeline_dir):
     assert set(ours.timings) == {"text_encoder", "denoising", "vae_decode", "total"}
 
 
+@pytest.mark.parametrize("steps, shift", [(4, 5.0), (1, 3.0)])
+def test_unipc_generate_matches_wan_pipeline(tiny_pipeline_dir, steps, shift):
+    """sampler="unipc" is WanPipeline.__call__ driving the flow UniPC scheduler of the Wan2.1 -Diffusers
+    repos (same seed, steps, guidance, shift), with its own schedule and integer timesteps."""
+    from diffusers import UniPCMultistepScheduler
+
+    from accvideo.core.unipc import unipc_sigma_schedule
+
+    pipe = WanPipeline.from_pretrained(tiny_pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+    guidance = 3.0
+    ours = generate(LoadedModel(pipe), "a blue square moving up", seed=5, num_steps=steps, guidance_scale=guidance,
+                    shift=shift, max_sequence_length=8, sampler="unipc", decode_video=False)
+    pipe.scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                             flow_shift=shift)
+    theirs = pipe(prompt="a blue square moving up", negative_prompt="", height=32, width=32, num_frames=9,
+                  num_inference_steps=steps, guidance_scale=guidance, max_sequence_length=8,
+                  latents=initial_noise(pipe, 5, 9, 32, 32), output_type="latent").frames
+    assert (ours.latents - theirs).abs().max() < 1e-5
+    # the schedule is the scheduler's own (its 1e-6 nudge of sigma = 1 aside)
+    expected = pipe.scheduler.sigmas.double()
+    expected[0] = 1.0
+    assert torch.allclose(ours.sigmas, expected, atol=1e-7)
+    assert torch.equal(ours.sigmas, unipc_sigma_schedule(steps, shift))
+    euler = generate(LoadedModel(pipe), "a blue square moving up", seed=5, num_steps=steps, guidance_scale=guidance,
+                     shift=shift, max_sequence_length=8, decode_video=False)
+    assert not torch.allclose(euler.latents, ours.latents, atol=1e-3)  # a different solver, really used
+    assert ours.nfe == 2 * steps
+
+
+def test_unipc_sampler_is_checked_and_saved_default(tiny_pipeline_dir):
+    from accvideo.generation import resolve_sampling
+
+    model = LoadedModel(WanPipeline.from_pretrained(tiny_pipeline_dir), sampling={"sampler": "unipc"})
+    assert resolve_sampling(model).sampler == "unipc"
+    assert resolve_sampling(model, sampler="euler").sampler == "euler"
+    assert resolve_sampling(LoadedModel(model.pipe)).sampler == "euler"
+    with pytest.raises(ValueError, match=r"`sampler` must be one of \['euler', 'unipc'\] but is 'ddim'"):
+        resolve_sampling(model, sampler="ddim")
+
+
+def test_generate_cli_sampler(tiny_pipeline_dir, capsys):
+    from accvideo.cli.main import main
+
+    assert main(["generate", "--model", str(tiny_pipeline_dir), "--prompt", "a red circle moving left", "--steps", "2",
+                 "--sampler", "unipc", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sampler"] == "unipc"
+
+
 def test_generate_defaults_and_trajectory(tiny_pipeline_dir):
     pipe = load_model(tiny_pipeline_dir)
     assert load_model(tiny_pipeline_dir) is pipe  # loaded once, cached
@@ -118,7 +167,8 @@ def test_folder_without_index(tmp_path):
 
 @pytest.mark.parametrize("damage, match", [
     (lambda d: shutil.rmtree(d / "vae"), "missing component 'vae'"),
-    (lambda d: (d / "transformer" / "diffusion_pytorch_model.safetensors").unlink(), "no .safetensors"),
+    (lambda d: (d / "transformer" / "diffusion_pytorch_model.safetensors").unlink(),
+     "has no weights: neither .safetensors nor .bin"),
     (lambda d: (d / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 40),
      "transformer.*corrupt"),
     (lambda d: (d / "vae" / "config.json").write_text("{not json"), "vae.*config.json is corrupt"),

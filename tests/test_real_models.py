@@ -237,3 +237,64 @@ def test_cuda_bf16_generation(tiny_pipeline_dir, tiny_hunyuan_dir, offload):
         assert torch.isfinite(result.latents).all() and result.video.shape[0] == 9
         cpu = generate(load_model(folder), PROMPT, seed=0, num_steps=4)
         assert (result.latents - cpu.latents).abs().max() < 0.2  # same noise on every device
+
+
+def test_real_hunyuan_loads_with_vae_tiling_unless_told(tiny_hunyuan_dir, tmp_path):
+    """A real HunyuanVideo folder decodes in tiles by default (as its authors' scripts); a caller's
+    vae_tiling=False wins; a tiny or unknown folder keeps tiling off."""
+    shutil.copytree(tiny_hunyuan_dir, tmp_path / "models" / "hunyuanvideo")
+    real = load_model("hunyuanvideo", cached=False)
+    assert real.memory.vae_tiling and real.vae.use_tiling
+    untiled = load_model("hunyuanvideo", vae_tiling=False, cached=False)
+    assert not untiled.memory.vae_tiling and not untiled.vae.use_tiling
+    tiny = load_model(tiny_hunyuan_dir, cached=False)
+    assert not tiny.memory.vae_tiling and not tiny.vae.use_tiling
+    assert REAL_MODELS["accvideo-hunyuan-5step"].memory == {"vae_tiling": True}
+    assert all(not m.memory for m in REAL_MODELS.values() if m.family == "wan")
+
+
+def test_accvideo_wan_samples_with_unipc_by_default():
+    assert REAL_MODELS["accvideo-wan-t2v-14b"].sampling["sampler"] == "unipc"
+    assert all("sampler" not in m.sampling for n, m in REAL_MODELS.items() if n != "accvideo-wan-t2v-14b")
+
+
+def test_unknown_real_folder_warns_once(tiny_pipeline_dir, tmp_path, caplog):
+    """A pipeline folder with neither saved nor registry defaults falls back to the tiny settings: said once."""
+    from accvideo.models import registry
+
+    folder = tmp_path / "some-downloaded-wan"
+    shutil.copytree(tiny_pipeline_dir, folder)
+    (folder / SAMPLING_FILE).unlink()
+    with caplog.at_level("WARNING", logger="accvideo.models.registry"):
+        assert registry.read_sampling_defaults(folder) == {}
+        assert registry.read_sampling_defaults(folder) == {}
+    warnings = [r for r in caplog.records if "no registry" in r.getMessage() or "not a known real model" in
+                r.getMessage()]
+    assert len(warnings) == 1 and str(folder.resolve()) in warnings[0].getMessage()
+    assert "32x32" in warnings[0].getMessage() and "no CFG" in warnings[0].getMessage()
+    caplog.clear()
+    (tmp_path / "models").mkdir()
+    shutil.copytree(folder, tmp_path / "models" / "wan2.1-t2v-1.3b")  # a known real model: no warning
+    with caplog.at_level("WARNING", logger="accvideo.models.registry"):
+        assert registry.read_sampling_defaults(tmp_path / "models" / "wan2.1-t2v-1.3b")["num_steps"] == 50
+    assert not caplog.records
+
+
+def test_bin_shards_are_accepted_and_checked(tiny_pipeline_dir, tmp_path):
+    """Folders saved with safe_serialization=False (pickled .bin weights) load; a truncated .bin is named."""
+    from accvideo.models.tiny import TinyConfig, build_pipeline
+
+    folder = tmp_path / "bin"
+    build_pipeline(TinyConfig(), seed=0).save_pretrained(folder, safe_serialization=False)
+    shutil.copy(tiny_pipeline_dir / SAMPLING_FILE, folder / SAMPLING_FILE)
+    # diffusers writes .bin for the transformer and the VAE (transformers 5 always writes safetensors)
+    for component in ("transformer", "vae"):
+        assert not list((folder / component).glob("*.safetensors")) and list((folder / component).glob("*.bin"))
+    model = load_model(folder, cached=False)
+    reference = load_model(tiny_pipeline_dir, cached=False)
+    ours, theirs = model.transformer.state_dict(), reference.transformer.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    shard = next((folder / "vae").glob("*.bin"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"component 'vae': weights file {shard.name} is corrupt or truncated"):
+        load_model(folder, cached=False)

@@ -315,3 +315,34 @@ def test_two_process_torchrun_equals_one_process(tiny_pipeline_dir, prompt_file,
     (tmp_path / "two" / "shard-00001.safetensors").write_bytes(b"junk")
     assert main(["synvid-check", str(tmp_path / "two")]) == 1
     assert "shard-00001.safetensors is truncated" in capsys.readouterr().out
+
+
+def test_real_wan_teacher_takes_wan_shift_and_negative_prompt(tiny_pipeline_dir, prompt_file, tmp_path, monkeypatch):
+    """A real Wan teacher (a folder as `hf download` leaves it, no accvideo_sampling.json) samples
+    SynVid at Wan's shift 5.0 with Wan's own negative prompt under CFG; the tiny teacher is unchanged."""
+    import shutil
+
+    from accvideo.generation import resolve_sampling
+    from accvideo.models.real import WAN_NEGATIVE_PROMPT
+    from accvideo.models.registry import SAMPLING_FILE
+    from accvideo.synvid import resolve_config
+    from accvideo.synvid.format import sampling_spec
+
+    monkeypatch.setenv("ACCVIDEO_MODELS_DIR", str(tmp_path / "models"))
+    folder = tmp_path / "models" / "wan2.1-t2v-1.3b"
+    shutil.copytree(tiny_pipeline_dir, folder)
+    (folder / SAMPLING_FILE).unlink()
+    teacher = load_model("wan2.1-t2v-1.3b", cached=False)
+    assert teacher.pipe.scheduler.config.get("shift", teacher.pipe.scheduler.config.get("flow_shift")) != 5.0
+    small = dict(num_frames=9, height=32, width=32)
+    resolved = resolve_config(SynVidConfig(teacher="wan2.1-t2v-1.3b", prompts=str(prompt_file), num_steps=4, **small),
+                              teacher)
+    assert resolved["shift"] == 5.0 and resolved["guidance_scale"] == 5.0
+    assert resolved["negative_prompt"] == WAN_NEGATIVE_PROMPT and WAN_NEGATIVE_PROMPT.endswith("倒着走")
+    assert sampling_spec(resolved).negative_prompt == WAN_NEGATIVE_PROMPT
+    assert "sampler" not in resolved  # Euler, as every dataset before
+    # the caller's own negative prompt, the empty one included, wins
+    assert resolve_sampling(teacher, negative_prompt="", **small).negative_prompt == ""
+    tiny = resolve_config(SynVidConfig(teacher=str(tiny_pipeline_dir), prompts=str(prompt_file), num_steps=4),
+                          load_model(tiny_pipeline_dir))
+    assert tiny["negative_prompt"] == "" and tiny["shift"] != 5.0

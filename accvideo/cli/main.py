@@ -53,7 +53,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         torch.cuda.reset_peak_memory_stats()
     result = generate(pipe, args.prompt, seed=args.seed, num_steps=args.steps, guidance_scale=args.guidance,
                       num_frames=args.frames, height=args.height, width=args.width,
-                      embedded_guidance_scale=args.embedded_guidance)
+                      embedded_guidance_scale=args.embedded_guidance, sampler=args.sampler)
     peak_gb = torch.cuda.max_memory_allocated() / 1e9 if on_gpu else None
     if args.out:
         write_mp4(result.video, args.out, size=args.size)
@@ -61,7 +61,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": str(pipe.folder), "prompt": result.prompt, "seed": result.seed,
                           "steps": result.num_steps, "nfe": result.nfe, "guidance_scale": result.guidance_scale,
-                          "embedded_guidance_scale": result.embedded_guidance_scale, "peak_gpu_memory_gb": peak_gb,
+                          "embedded_guidance_scale": result.embedded_guidance_scale, "sampler": result.sampler,
+                          "peak_gpu_memory_gb": peak_gb,
                           "timings_s": t, "out": args.out}))
     else:
         print(f"model {pipe.folder}  prompt {result.prompt!r}  seed {result.seed}")
@@ -165,11 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="mp4 path")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--embedded-guidance", type=float, default=None, help="HunyuanVideo's embedded guidance scale")
+    p.add_argument("--sampler", default=None, choices=["euler", "unipc"],
+                   help="ODE solver (default: the model's own; AccVideo-Wan's authors sample with unipc)")
     # memory options for real models on a GPU (docs/GPU.md)
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--offload", default="none", choices=["none", "model", "sequential"])
-    p.add_argument("--vae-tiling", action="store_true")
+    p.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode in tiles (default: the model's own; on for the real HunyuanVideo models)")
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("bundle", help="copy a trained run into assets/NAME with provenance and a sample grid")
     p.add_argument("--run", required=True, help="training run folder (holding pipeline/ and summary.json)")

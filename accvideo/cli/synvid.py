@@ -68,7 +68,8 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
-    p.add_argument("--negative-prompt", default="")
+    p.add_argument("--negative-prompt", default=None,
+                   help="negative prompt under CFG (default: the teacher's own; Wan's default for real Wan teachers)")
     p.add_argument("--videos", action="store_true", help="also decode and write videos/sample-NNNNNN.mp4")
     p.add_argument("--limit-shards", type=int, default=None,
                    help="only shards 0..N-1 in this run (a partial run; rerun without it to finish)")

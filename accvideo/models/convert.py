@@ -304,7 +304,8 @@ def transformer_class(family: str):
 
 def build_converted_transformer(family: str, state_dict: dict, config: dict):
     """A diffusers transformer of `config` holding the converted `state_dict` (strict: a missing
-    or unexpected key is a ValueError). Built on the meta device, so memory = the checkpoint."""
+    or unexpected key is a ValueError). Built on the meta device, so memory = the checkpoint;
+    the buffers no checkpoint holds (Wan's rotary tables) are computed on the CPU."""
     cls = transformer_class(family)
     converted = original_to_diffusers(family, state_dict)
     config = {k: v for k, v in config.items() if not k.startswith("_")}
@@ -317,7 +318,24 @@ def build_converted_transformer(family: str, state_dict: dict, config: dict):
                          f"{' ...' if len(missing) > 6 else ''}, unexpected {unexpected[:6]}"
                          f"{' ...' if len(unexpected) > 6 else ''}.")
     model.load_state_dict(converted, strict=True, assign=True)
+    _materialise_buffers(family, model)
     return model.eval()
+
+
+def _materialise_buffers(family: str, model) -> None:
+    """Recompute the non-persistent buffers that `load_state_dict` cannot fill: built under the meta
+    device they stay on meta, and the first forward pass fails ("Tensor on device meta")."""
+    if family == "wan":
+        from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+
+        # the rotary tables (freqs_cos, freqs_sin), built exactly as WanTransformer3DModel.__init__ does;
+        # the module has no parameters, so this allocates only the tables
+        config = model.config
+        model.rope = WanRotaryPosEmbed(config.attention_head_dim, config.patch_size, config.rope_max_seq_len)
+    left = [name for name, buffer in model.named_buffers() if buffer.is_meta]
+    if left:
+        raise ValueError(f"converted {type(model).__name__} has buffers left on the meta device {left[:6]}: the "
+                         f"converter does not know how to compute them for family {family!r}.")
 
 
 def convert_checkpoint(family: str, checkpoint: str | Path, config: str | Path, out: str | Path) -> Path:

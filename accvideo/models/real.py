@@ -7,8 +7,8 @@ Nothing is downloaded here. A name resolves, in order, to
    only: students ship in their authors' format and must be converted first).
 A model that is in neither place is a ValueError holding the exact `hf download` command.
 
-Sampling defaults are the authors' documented settings (sources in docs/GPU.md). Where our
-Euler sampler differs from the authors' solver (AccVideo-Wan uses UniPC), docs/GPU.md says so.
+Sampling defaults are the authors' documented settings (sources in docs/GPU.md): AccVideo-Wan
+samples with UniPC (`"sampler": "unipc"`), as its authors do; every other model with our Euler.
 """
 
 from __future__ import annotations
@@ -20,6 +20,16 @@ from pathlib import Path
 
 SAMPLING_FILE = "accvideo_sampling.json"
 
+# Wan2.1's own default negative prompt (`wan_shared_cfg.sample_neg_prompt` in the Wan2.1 repo's
+# wan/configs/shared_config.py), which Wan's generate.py and AccVideo's sample_wanx_t2v.py use under
+# CFG. diffusers' Wan docs show an English paraphrase; the models were tuned with this string.
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+    "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
+WAN_SHIFT = 5.0  # Wan2.1's generate.py and AccVideo's scripts (the -Diffusers configs say flow_shift 3.0)
+
 
 @dataclass(frozen=True)
 class RealModel:
@@ -29,6 +39,9 @@ class RealModel:
         student it holds the authors' original-format transformer (`checkpoint`, a file path
         inside the repo, or "" for the repo's top-level *.safetensors shards).
     params_b: transformer parameters in billions, for the memory estimates of docs/GPU.md.
+    memory: default memory options (`MemoryOptions` fields) the caller may override; HunyuanVideo
+        decodes with VAE tiling, as diffusers' `HunyuanVideoPipeline` example does
+        (`pipe.vae.enable_tiling()`): the untiled decode of a 720p clip is its memory peak.
     """
 
     name: str
@@ -40,6 +53,7 @@ class RealModel:
     teacher: str | None = None
     checkpoint: str | None = None
     description: str = ""
+    memory: dict = field(default_factory=dict)
 
     @property
     def is_student(self) -> bool:
@@ -54,7 +68,7 @@ REAL_MODELS: dict[str, RealModel] = {m.name: m for m in [
         sampling={"role": "teacher", "num_steps": 50, "shift": 7.0, "guidance_scale": 1.0,
                   "embedded_guidance_scale": 6.0, "num_frames": 129, "height": 720, "width": 1280,
                   "max_sequence_length": 256},
-        description="HunyuanVideo T2V (the AccVideo teacher), diffusers format",
+        description="HunyuanVideo T2V (the AccVideo teacher), diffusers format", memory={"vae_tiling": True},
     ),
     RealModel(
         name="accvideo-hunyuan-5step", family="hunyuan", repo_id="aejion/AccVideo",
@@ -66,29 +80,31 @@ REAL_MODELS: dict[str, RealModel] = {m.name: m for m in [
                   "embedded_guidance_scale": 6.0, "num_frames": 93, "height": 544, "width": 960,
                   "max_sequence_length": 256},
         description="AccVideo 5-step student of HunyuanVideo (original-format .pt, converted here)",
+        memory={"vae_tiling": True},
     ),
     RealModel(
         name="wan2.1-t2v-1.3b", family="wan", repo_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
         pipeline_class="WanPipeline", params_b=1.42,
-        # no "shift": taken from the checkpoint's own scheduler_config.json (flow_shift)
-        sampling={"role": "teacher", "num_steps": 50, "guidance_scale": 5.0, "num_frames": 81, "height": 480,
-                  "width": 832, "max_sequence_length": 512},
+        # shift 5.0, not the -Diffusers scheduler_config.json's flow_shift 3.0: Wan's and AccVideo's scripts
+        sampling={"role": "teacher", "num_steps": 50, "shift": WAN_SHIFT, "guidance_scale": 5.0, "num_frames": 81,
+                  "height": 480, "width": 832, "max_sequence_length": 512, "negative_prompt": WAN_NEGATIVE_PROMPT},
         description="Wan2.1 T2V 1.3B (GPD teacher), diffusers format",
     ),
     RealModel(
         name="wan2.1-t2v-14b", family="wan", repo_id="Wan-AI/Wan2.1-T2V-14B-Diffusers",
         pipeline_class="WanPipeline", params_b=14.29,
-        sampling={"role": "teacher", "num_steps": 50, "guidance_scale": 5.0, "num_frames": 81, "height": 720,
-                  "width": 1280, "max_sequence_length": 512},
+        sampling={"role": "teacher", "num_steps": 50, "shift": WAN_SHIFT, "guidance_scale": 5.0, "num_frames": 81,
+                  "height": 720, "width": 1280, "max_sequence_length": 512, "negative_prompt": WAN_NEGATIVE_PROMPT},
         description="Wan2.1 T2V 14B (AccVideo-Wan teacher), diffusers format",
     ),
     RealModel(
         name="accvideo-wan-t2v-14b", family="wan", repo_id="aejion/AccVideo-WanX-T2V-14B",
         pipeline_class="WanPipeline", params_b=14.29, teacher="wan2.1-t2v-14b", checkpoint="",
         # the authors' sample_wanx_t2v.py: --sample_steps 10, shift 5.0 (its default), no CFG
-        # for the few-step model, 832*480, 81 frames
-        sampling={"role": "student", "num_steps": 10, "shift": 5.0, "guidance_scale": 1.0, "num_frames": 81,
-                  "height": 480, "width": 832, "max_sequence_length": 512},
+        # for the few-step model, 832*480, 81 frames, Wan's flow UniPC solver (its default)
+        sampling={"role": "student", "num_steps": 10, "shift": WAN_SHIFT, "guidance_scale": 1.0, "num_frames": 81,
+                  "height": 480, "width": 832, "max_sequence_length": 512, "sampler": "unipc",
+                  "negative_prompt": WAN_NEGATIVE_PROMPT},
         description="AccVideo 10-step student of Wan2.1 T2V 14B (original Wan format, converted here)",
     ),
 ]}
@@ -164,14 +180,26 @@ def resolve_real(name: str) -> Path:
                      f"downloaded at run time; run:\n{steps}\nthen try again (see docs/GPU.md for sizes).")
 
 
-def real_defaults(folder: Path) -> dict:
-    """Sampling defaults of the real model a folder holds (by folder name or Hub repo id), else {}."""
+def real_model_of(folder: Path) -> RealModel | None:
+    """The real model a folder holds, recognised by folder name or Hub repo id, else None."""
     folder = Path(folder)
     for model in REAL_MODELS.values():
         hub_name = "models--" + model.repo_id.replace("/", "--")
         if folder.name == model.name or hub_name in folder.parts:
-            return {**model.sampling, "family": model.family}
-    return {}
+            return model
+    return None
+
+
+def real_defaults(folder: Path) -> dict:
+    """Sampling defaults of the real model a folder holds (by folder name or Hub repo id), else {}."""
+    model = real_model_of(folder)
+    return {} if model is None else {**model.sampling, "family": model.family}
+
+
+def real_memory_defaults(folder: Path) -> dict:
+    """Default memory options of the real model a folder holds (e.g. {"vae_tiling": True}), else {}."""
+    model = real_model_of(folder)
+    return {} if model is None else dict(model.memory)
 
 
 def model_status() -> list[dict]:

@@ -9,7 +9,9 @@ Face cache, or is itself a folder; a folder may be a pipeline folder (holding
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,10 @@ from typing import Any
 from safetensors import safe_open
 
 from accvideo.models.memory import MemoryOptions
-from accvideo.models.real import REAL_MODELS, real_defaults, resolve_real
+from accvideo.models.real import REAL_MODELS, real_defaults, real_memory_defaults, resolve_real
 from accvideo.util.hashes import verify_hashes
+
+logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLING_FILE = "accvideo_sampling.json"
@@ -79,7 +83,10 @@ def _check_component(folder: Path, component: str) -> None:
     weights = sorted(sub.glob("*.safetensors"))
     if component in ("transformer", "vae", "text_encoder"):
         if not weights:
-            raise ValueError(f"model component {component!r} in {str(folder)!r} has no .safetensors weights.")
+            # diffusers and transformers load pickled `.bin` shards when a folder has no safetensors
+            # (older Hub repos and `save_pretrained(safe_serialization=False)` write them)
+            _check_bin_weights(folder, component, sorted(sub.glob("*.bin")))
+            return
         for w in weights:
             try:
                 with safe_open(str(w), framework="pt") as f:
@@ -89,6 +96,21 @@ def _check_component(folder: Path, component: str) -> None:
                 raise ValueError(f"model component {component!r}: weights file {w.name} is corrupt ({err}).") from err
             if w.stat().st_size < 16:
                 raise ValueError(f"model component {component!r}: weights file {w.name} is truncated.")
+
+
+def _check_bin_weights(folder: Path, component: str, shards: list[Path]) -> None:
+    """A component's `.bin` shards are torch zip archives whose central directory is intact (it is
+    at the end of the file, so a truncated download fails here); nothing is unpickled."""
+    if not shards:
+        raise ValueError(f"model component {component!r} in {str(folder)!r} has no weights: neither .safetensors "
+                         "nor .bin files.")
+    for w in shards:
+        try:
+            with zipfile.ZipFile(w) as archive:
+                archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise ValueError(f"model component {component!r}: weights file {w.name} is corrupt or truncated (a .bin "
+                             f"must be a torch zip archive: {err}).") from err
 
 
 def validate_folder(folder: Path) -> dict:
@@ -114,11 +136,30 @@ def read_sampling_defaults(folder: Path) -> dict:
     """
     path = folder / SAMPLING_FILE
     if not path.exists():
-        return real_defaults(folder)
+        defaults = real_defaults(folder)
+        if not defaults:
+            _warn_no_defaults(folder)
+        return defaults
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"model folder {str(folder)!r}: {SAMPLING_FILE} is corrupt ({err}).") from err
+
+
+_warned: set[str] = set()
+
+
+def _warn_no_defaults(folder: Path) -> None:
+    """Once per folder: a pipeline without saved or registry defaults samples at the tiny models'
+    fallbacks, which for a real model is a useless 32x32 clip without CFG."""
+    key = str(Path(folder).resolve())
+    if key in _warned:
+        return
+    _warned.add(key)
+    logger.warning("model folder %r has no %s and is not a known real model (%s, recognised by folder name or Hub "
+                   "repo id): sampling falls back to 50 steps, 9 frames of 32x32, guidance 1.0 (no CFG) unless "
+                   "given; pass the settings, or write them to %s in the folder.", key, SAMPLING_FILE,
+                   ", ".join(sorted(REAL_MODELS)), SAMPLING_FILE)
 
 
 @dataclass(frozen=True)
@@ -160,19 +201,23 @@ _lock = threading.Lock()
 
 
 def load_model(name_or_dir: str | Path, dtype: str = "fp32", device: str | None = None,
-               offload: str = "none", vae_tiling: bool = False, cached: bool = True) -> LoadedModel:
+               offload: str = "none", vae_tiling: bool | None = None, cached: bool = True) -> LoadedModel:
     """Load a validated pipeline, once per folder, modification time and memory options.
 
     Memory options (see `memory.py` and docs/GPU.md): `dtype` "fp32" | "bf16" | "fp16";
     `device` "cpu" | "cuda" | "cuda:N" (default cpu, as before); `offload` "none" | "model"
     (whole components move to the GPU one at a time) | "sequential" (layer by layer; lowest
-    memory, slowest); `vae_tiling` decodes the video in overlapping tiles. Loaded weights are
+    memory, slowest); `vae_tiling` decodes the video in overlapping tiles (None: the model's
+    default, on for the real HunyuanVideo models, off otherwise). Loaded weights are
     frozen. `cached=False` returns a private copy that a trainer may move, hook and unfreeze
     without touching the copy the app and the evaluators share.
     """
+    folder = resolve_model(name_or_dir)
+    if vae_tiling is None:  # looked up before resolve(): a Hub snapshot is known by its unresolved path
+        vae_tiling = bool(real_memory_defaults(folder).get("vae_tiling", False))
     options = MemoryOptions(dtype=dtype, device=device, offload=offload, vae_tiling=vae_tiling)
     options.validate()
-    folder = resolve_model(name_or_dir).resolve()
+    folder = folder.resolve()
     if not cached:
         return _load(folder, options)
     key = (str(folder), (folder / "model_index.json").stat().st_mtime, options)

@@ -144,7 +144,7 @@ class SynVidConfig:
     num_frames: int | None = None
     height: int | None = None
     width: int | None = None
-    negative_prompt: str = ""
+    negative_prompt: str | None = None  # None: the teacher's (Wan's own negative prompt for real Wan)
     videos: bool = False
     batch_size: int = 1  # seeds of one prompt run together (see the module docstring)
 
@@ -238,7 +238,9 @@ def resolve_config(cfg: SynVidConfig, model) -> dict[str, Any]:
         "height": spec.height,
         "width": spec.width,
         "max_sequence_length": spec.max_sequence_length,
-        "negative_prompt": cfg.negative_prompt,
+        "negative_prompt": spec.negative_prompt,
+        # only when not Euler, so the configs of datasets made before UniPC existed still match
+        **({"sampler": spec.sampler} if spec.sampler != "euler" else {}),
         "store": str(cfg.store).strip().lower().replace(" ", ""),
         "stored_steps": parse_store(cfg.store, num_steps),
         "sigmas": list(spec.sigmas),
@@ -312,7 +314,7 @@ def sampling_spec(config: dict[str, Any]):
                         embedded_guidance_scale=config.get("embedded_guidance_scale"),
                         num_frames=config["num_frames"], height=config["height"], width=config["width"],
                         max_sequence_length=config["max_sequence_length"],
-                        negative_prompt=config["negative_prompt"])
+                        negative_prompt=config["negative_prompt"], sampler=config.get("sampler", "euler"))
 
 
 def shard_bytes(k: int, indices: Sequence[int], plan: ShardPlan, trajectories: Sequence[Trajectory],
