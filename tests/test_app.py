@@ -106,6 +106,13 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.wait_for_function("() => document.querySelector('#job-progress').innerText.includes('finished')",
                            timeout=300_000)
     assert "2/2 steps" in page.locator("#job-progress").inner_text()
+    # the log tail opens at its newest line, without escape codes, also after leaving the tab
+    page.get_by_role("tab", name="Models").click()
+    page.get_by_role("tab", name="Distil").click()
+    page.wait_for_function("() => { const b = document.querySelector('#job-log textarea'); return b.value.includes("
+                           "'distill gpd') && b.scrollHeight > b.clientHeight "
+                           "&& b.scrollTop + b.clientHeight >= b.scrollHeight - 2; }", timeout=10_000)
+    assert "\x1b" not in page.locator("#job-log textarea").input_value()
     page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('gpd-browser')")
     page.screenshot(path=str(shots / "distil.png"), full_page=True)
 

@@ -24,6 +24,10 @@ from .services.toy import toy_update
 
 REFRESH_SECONDS = 2.0  # how often the Distil tab re-reads the runs folder
 READ_ONLY = "training is disabled on this public Space."
+# the log box opens at its newest line: scrolled to the end on every change and when the tab is
+# shown (a change while the tab is hidden scrolls nothing, so the box would open at its top)
+SCROLL_LOG_TO_END = """() => { setTimeout(() => { const box = document.querySelector('#job-log textarea');
+    if (box) { box.scrollTop = box.scrollHeight; } }, 50); }"""
 
 
 def gradio_errors(fn):
@@ -187,7 +191,8 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
         load_button = gr.Button("Load student into Compare", variant="primary")
     job_progress = gr.Markdown(elem_id="job-progress")
     with gr.Row():
-        job_log = gr.Textbox(label="Log (tail)", lines=14, max_lines=14, autoscroll=True)
+        job_log = gr.Textbox(label="Log (tail, newest line last)", lines=14, max_lines=14, autoscroll=True,
+                             elem_id="job-log")
         loss_plot = gr.Plot(label="Loss")
     runs_table = gr.Dataframe(manager.table(), label=f"Runs ({manager.runs_dir / TABLE_FILE})",
                               interactive=False, elem_id="runs-table")
@@ -202,6 +207,7 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
                       concurrency_id="jobs")
     gr.Timer(REFRESH_SECONDS).tick(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs",
                                    show_progress="hidden")
+    job_log.change(None, None, None, js=SCROLL_LOG_TO_END, api_name=False, queue=False)
 
 
 def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None = None,
@@ -216,8 +222,9 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                 students = _compare_tab(manager, default_model)
             with gr.Tab("Toy", id="toy") as toy_tab:
                 _toy_tab(toy_tab)
-            with gr.Tab("Distil", id="distil"):
+            with gr.Tab("Distil", id="distil") as distil_tab:
                 _distil_tab(manager, training_allowed(), students, tabs)
+            distil_tab.select(None, None, None, js=SCROLL_LOG_TO_END, api_name=False, queue=False)
             with gr.Tab("Models", id="models"):
                 gr.Markdown("Models this app can use. Bundled tiny models ship in `assets/` (no download); "
                             "finished runs appear as `run:NAME`; real checkpoints show where they were found "
