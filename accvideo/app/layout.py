@@ -18,7 +18,15 @@ import gradio as gr
 
 from .jobs import TABLE_FILE, JobManager, local_gpus
 from .services.compare import EXAMPLE_PROMPTS, MAX_STUDENTS, compare_models_gpu, speedup_note, teacher_default_steps
-from .services.job_views import FormField, distil_snapshot, job_form, launch_job, training_allowed
+from .services.job_views import (
+    FormField,
+    distil_snapshot,
+    job_form,
+    launch_docstring,
+    launch_job,
+    launch_signature,
+    training_allowed,
+)
 from .services.models import available_students, list_models
 from .services.toy import toy_update
 
@@ -62,6 +70,18 @@ def _compare_tab(manager: JobManager, teacher: str):
     """The Compare tab; returns the students dropdown (the Distil tab loads a student into it)."""
 
     def ui_compare(prompt, seed, teacher_steps, students, progress=gr.Progress(track_tqdm=True)):
+        """Generate one prompt with the teacher and each chosen student, timed per stage.
+
+        Args:
+            prompt: the text prompt, like "a red circle moving left"
+            seed: the noise seed (-1: a random one, returned)
+            teacher_steps: the teacher's sampling steps (1 to 200); students use their own saved steps
+            students: student names: bundled students and finished runs as "run:NAME"
+
+        Returns:
+            the teacher's video, one video per student slot (None when unused), the timing table, its plot,
+            the seed used, the speedup note, and the slots' labels
+        """
         result = gradio_errors(compare_models_gpu)(prompt, seed, teacher_steps, students, teacher=teacher,
                                                    manager=manager)
         # plain paths keep the API's answer clean; labels and visibility follow in `show_slots`
@@ -104,6 +124,18 @@ def _compare_tab(manager: JobManager, teacher: str):
 
 def _toy_tab(toy_tab: gr.Tab) -> None:
     def ui_toy(M, noise_mismatch, lower, upper, num_points):
+        """The paper's 1D toy (Fig. 2) for these settings.
+
+        Args:
+            M: dataset mismatch between the student's data and the teacher's (0 to 5)
+            noise_mismatch: pair data with random Gaussian noise instead of the teacher's own
+            lower: the lower data point (-3 to -0.1)
+            upper: the upper data point (0.1 to 3)
+            num_points: the number of sampled points (200 to 5000)
+
+        Returns:
+            four figures (trajectories, useless points vs M, students, distribution matching) and a summary
+        """
         figures, summary = gradio_errors(toy_update)(M, noise_mismatch, lower, upper, num_points)
         return (figures["trajectories"], figures["useless_vs_M"], figures["student_results"],
                 figures["distribution_matching"], summary)
@@ -132,6 +164,18 @@ def _toy_tab(toy_tab: gr.Tab) -> None:
     gr.Button("Update toy", size="sm").click(ui_toy, inputs, outputs, api_name="toy", concurrency_id="toy")
 
 
+def _launch_endpoint(ui_launch, kind: str, manager: JobManager):
+    """`ui_launch(kind, ...)` as a function whose parameters are the form's field names, with a
+    docstring: what `view_api()` shows, and the keywords a gradio_client caller may use."""
+    def launch(*values):
+        return ui_launch(kind, *values)
+
+    launch.__signature__ = launch_signature(kind, manager)
+    launch.__doc__ = launch_docstring(kind, manager)
+    launch.__name__ = launch.__qualname__ = f"launch_{kind}"
+    return launch
+
+
 def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs: gr.Tabs) -> None:
     def refuse_if_read_only():
         if not can_train:
@@ -145,14 +189,39 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
         return state.command, gr.update(choices=names, value=state.name)
 
     def ui_stop(name):
+        """Stop a running job (SIGTERM to its process group; its last checkpoint stays).
+
+        Args:
+            name: the run's name
+
+        Returns:
+            the job's command
+        """
         refuse_if_read_only()
         return gradio_errors(manager.stop)(name).command
 
     def ui_resume(name):
+        """Resume a stopped or failed job from its last checkpoint, with the same command.
+
+        Args:
+            name: the run's name
+
+        Returns:
+            the job's command
+        """
         refuse_if_read_only()
         return gradio_errors(manager.resume)(name).command
 
     def ui_load_student(name, selected):
+        """Add a finished run's student to the Compare tab's students and switch to Compare.
+
+        Args:
+            name: the finished distillation run's name
+            selected: the students selected now
+
+        Returns:
+            the students selector and the selected tab
+        """
         label = f"run:{name}" if name else ""
         if label not in available_students(manager):
             raise gr.Error(f"`run` must be a finished distillation run with a student but is {name!r}.")
@@ -197,7 +266,7 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
     runs_table = gr.Dataframe(manager.table(), label=f"Runs ({manager.runs_dir / TABLE_FILE})",
                               interactive=False, elem_id="runs-table")
     for kind, button in buttons.items():
-        button.click(lambda *v, kind=kind: ui_launch(kind, *v), forms[kind], [command, job_name],
+        button.click(_launch_endpoint(ui_launch, kind, manager), forms[kind], [command, job_name],
                      api_name=f"launch_{kind}", concurrency_id="jobs")
     view_outputs = [job_log, job_progress, loss_plot, runs_table, *synvid_inputs, job_name]
     job_name.change(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs")
@@ -231,8 +300,16 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                             "(a local folder or the Hugging Face cache) or what to download.")
                 models_table = gr.Dataframe(list_models(manager), label="Models", interactive=False,
                                             elem_id="models-table", wrap=True)
-                gr.Button("Refresh", size="sm").click(lambda: list_models(manager), None, [models_table],
-                                                      api_name="models")
+
+                def ui_models():
+                    """The models this app can use: bundled, finished runs and real checkpoints.
+
+                    Returns:
+                        the models table
+                    """
+                    return list_models(manager)
+
+                gr.Button("Refresh", size="sm").click(ui_models, None, [models_table], api_name="models")
         demo.load(lambda: (_student_choices(manager), list_models(manager)), None, [students, models_table],
                   api_name=False)
     demo.queue(max_size=max_queue, default_concurrency_limit=1)

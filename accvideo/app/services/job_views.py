@@ -6,6 +6,7 @@ Everything here that the refresh timer calls (`distil_snapshot`) only reads the 
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass, field
 
@@ -86,6 +87,24 @@ def launch_job(manager: JobManager, kind: str, **values) -> JobState:
     if not training_allowed():
         raise ValueError("training is disabled on this public Space (set ACCVIDEO_ENABLE_TRAINING=1 to allow it).")
     return manager.launch(jobs.make_spec(kind, **values))
+
+
+def launch_signature(kind: str, manager: JobManager) -> inspect.Signature:
+    """The `/launch_<kind>` endpoint's signature: one named parameter per form field, in the form's order,
+    so the API shows the fields' names (not `param_0..param_N`) and takes them as keywords."""
+    return inspect.Signature([inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                              for f in job_form(kind, manager)])
+
+
+def launch_docstring(kind: str, manager: JobManager) -> str:
+    """The `/launch_<kind>` endpoint's docstring (the API page's description), Google style: what the
+    job runs, then each field's label, help and range."""
+    summary = (spec_class(kind).__doc__ or kind).strip().splitlines()[0]
+    lines = [f"Launch a {kind} job: {summary}", "", "Args:"]
+    for f in job_form(kind, manager):
+        lines.append(f"    {f.name}: {f.label}" + (f" ({f.help})" if f.help else ""))
+    lines += ["", "Returns:", "    the command the job runs, and the job selector set to the new run"]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- views
