@@ -291,3 +291,26 @@ def test_every_endpoint_has_named_parameters_and_a_docstring(app_url):
         else:
             with pytest.raises(Exception, match=re.escape(error)):
                 client.predict(**kwargs, api_name=endpoint)
+
+
+def test_accvideo_without_a_synvid_run_says_to_make_one(manager):
+    """No SynVid run yet: the form says AccVideo needs one, and launching says to make one first."""
+    for missing in (None, "", "  "):
+        with pytest.raises(gr.Error, match=r"`synvid_run` must name a finished SynVid run .* make one first") as err:
+            gradio_errors(job_views.launch_job)(manager, "accvideo", name="a", synvid_run=missing)
+        assert "1 to 64 characters" not in str(err.value)
+    assert "needs a finished SynVid run" in job_views.accvideo_notice([])
+    assert job_views.accvideo_notice(["synvid-1"]) == ""
+    # the form's smallest SynVid is one an AccVideo job with the default m can learn from
+    small = jobs.make_spec("synvid", name="s", **job_views.SMALL_SYNVID)
+    jobs.build_command(small, manager.runs_dir, gpus=0)
+    assert small.num_steps >= jobs.AccVideoJob.m
+
+
+def test_the_accvideo_form_shows_the_notice_and_the_way_to_synvid(tmp_path):
+    from accvideo.app.layout import build_app
+
+    config = build_app(runs_dir=tmp_path / "runs").get_config_file()
+    by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
+    assert "needs a finished SynVid run" in by_id["accvideo-needs-synvid"]["value"]
+    assert by_id["accvideo-needs-synvid"]["visible"] and by_id["make-synvid"]["visible"]

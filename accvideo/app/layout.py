@@ -19,7 +19,9 @@ import gradio as gr
 from .jobs import TABLE_FILE, JobManager, local_gpus
 from .services.compare import EXAMPLE_PROMPTS, MAX_STUDENTS, compare_models_gpu, speedup_note, teacher_default_steps
 from .services.job_views import (
+    SMALL_SYNVID,
     FormField,
+    accvideo_notice,
     distil_snapshot,
     job_form,
     launch_docstring,
@@ -231,8 +233,14 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
     def refresh(name):
         # reads only: the table is rebuilt from the job.json files; runs.csv is the manager's to write
         snap = gradio_errors(distil_snapshot)(manager, name)
+        notice = accvideo_notice(snap.synvid_runs)
         return (snap.view.log, snap.view.progress, snap.view.figure, snap.table,
-                *[gr.update(choices=snap.synvid_runs) for _ in synvid_inputs], gr.update(choices=snap.run_names))
+                *[gr.update(choices=snap.synvid_runs) for _ in synvid_inputs], gr.update(choices=snap.run_names),
+                gr.update(value=notice, visible=bool(notice)), gr.update(visible=bool(notice)))
+
+    def ui_make_synvid():
+        # the SynVid form, filled with the smallest settings an AccVideo run can learn from
+        return gr.Tabs(selected="synvid"), *[gr.update(value=v) for v in SMALL_SYNVID.values()]
 
     gpus = local_gpus()
     gr.Markdown(f"Launch the same command a user would type. This machine: **{gpus} GPU(s)**"
@@ -243,9 +251,15 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
     fields = {kind: job_form(kind, manager) for kind in ("synvid", "accvideo", "gpd")}
     forms: dict[str, list] = {}
     buttons = {}
-    with gr.Tabs():
+    notice = accvideo_notice(manager.synvid_runs())
+    with gr.Tabs() as job_tabs:
         for kind, title in (("synvid", "SynVid"), ("accvideo", "AccVideo"), ("gpd", "GPD")):
-            with gr.Tab(title):
+            with gr.Tab(title, id=kind):
+                if kind == "accvideo":
+                    with gr.Row():
+                        needs_synvid = gr.Markdown(notice, visible=bool(notice), elem_id="accvideo-needs-synvid")
+                        make_synvid = gr.Button("Make a SynVid run", size="sm", visible=bool(notice),
+                                                elem_id="make-synvid")
                 forms[kind] = [form_component(kind, f) for f in fields[kind]]
                 buttons[kind] = gr.Button(f"Launch {title}", interactive=can_train)
     # inputs whose choices are the finished SynVid runs: the refresh keeps them current
@@ -268,7 +282,11 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
     for kind, button in buttons.items():
         button.click(_launch_endpoint(ui_launch, kind, manager), forms[kind], [command, job_name],
                      api_name=f"launch_{kind}", concurrency_id="jobs")
-    view_outputs = [job_log, job_progress, loss_plot, runs_table, *synvid_inputs, job_name]
+    view_outputs = [job_log, job_progress, loss_plot, runs_table, *synvid_inputs, job_name, needs_synvid,
+                    make_synvid]
+    synvid_form = {f.name: component for f, component in zip(fields["synvid"], forms["synvid"])}
+    make_synvid.click(ui_make_synvid, None, [job_tabs, *[synvid_form[name] for name in SMALL_SYNVID]],
+                      api_name=False, queue=False)
     job_name.change(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs")
     stop_button.click(ui_stop, [job_name], [command], api_name="stop_job", concurrency_id="jobs")
     resume_button.click(ui_resume, [job_name], [command], api_name="resume_job", concurrency_id="jobs")

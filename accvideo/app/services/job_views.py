@@ -89,6 +89,20 @@ def launch_job(manager: JobManager, kind: str, **values) -> JobState:
     return manager.launch(jobs.make_spec(kind, **values))
 
 
+NEEDS_SYNVID = ("**AccVideo needs a finished SynVid run**, and there is none yet: an AccVideo student learns "
+                "from a SynVid run's teacher trajectories. Make one first in the SynVid form (the smallest "
+                "settings take a minute or two on a CPU); it appears under *SynVid run* when it has finished.")
+
+
+# what "Make a SynVid run" fills in: the held-out preset (6 prompts), few teacher steps, enough for m <= 10
+SMALL_SYNVID = {"preset": "heldout", "num_steps": 10, "samples_per_prompt": 1}
+
+
+def accvideo_notice(synvid_runs: list[str]) -> str:
+    """What the AccVideo form says above its fields: that it needs a SynVid run, when there is none."""
+    return "" if synvid_runs else NEEDS_SYNVID
+
+
 def launch_signature(kind: str, manager: JobManager) -> inspect.Signature:
     """The `/launch_<kind>` endpoint's signature: one named parameter per form field, in the form's order,
     so the API shows the fields' names (not `param_0..param_N`) and takes them as keywords."""
