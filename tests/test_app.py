@@ -92,6 +92,17 @@ def test_toy_slider_changes_the_plot(page, shots):
     page.screenshot(path=str(shots / "toy.png"), full_page=True)
 
 
+def test_accvideo_without_synvid_guides_to_the_synvid_form(page):
+    page.get_by_role("tab", name="Distil").click()
+    page.get_by_role("tab", name="AccVideo").click()
+    page.wait_for_selector("#accvideo-needs-synvid >> text=AccVideo needs a finished SynVid run")
+    page.locator("#make-synvid").click()
+    # the SynVid form, filled with the smallest settings
+    page.wait_for_function("() => document.querySelector('#synvid-num-steps input').value === '10'")
+    assert page.get_by_role("tab", name="SynVid").get_attribute("aria-selected") == "true"
+    assert page.locator("#synvid-preset input").first.input_value() == "heldout"
+
+
 def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.get_by_role("tab", name="Distil").click()
     page.get_by_role("tab", name="GPD").click()
@@ -127,3 +138,21 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.get_by_role("button", name="Refresh").click()
     page.wait_for_function("() => document.querySelector('#models-table').innerText.includes('run:gpd-browser')")
     page.screenshot(path=str(shots / "models.png"), full_page=True)
+
+
+def test_models_tab_fits_a_1280_px_page(page):
+    """A narrow table (model, role, steps, ProcBench) and the selected row's details beside it."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        page.get_by_role("tab", name="Models").click()
+        page.wait_for_function("() => document.querySelector('#models-table').innerText.includes('tiny-teacher')")
+        widths = page.evaluate("""() => ({table: document.querySelector('#models-table').scrollWidth,
+            inner: Math.max(...[...document.querySelectorAll('#models-table table')].map(t => t.scrollWidth)),
+            page: document.documentElement.scrollWidth})""")
+        assert widths["table"] <= 1280 and widths["inner"] <= 1280 and widths["page"] <= 1280, widths
+        page.locator("#models-table").get_by_text("tiny-accvideo", exact=True).first.click()
+        page.wait_for_function("() => document.querySelector('#model-details').innerText.includes('tiny-accvideo')")
+        details = page.locator("#model-details").inner_text()
+        assert "provenance" in details and "assets/tiny-accvideo" in details and "reproduce" in details
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})

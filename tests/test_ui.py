@@ -168,6 +168,15 @@ def test_models_table(manager, monkeypatch):
         == ("commit 0123456789; reproduce run 76.2 min in all; trained in 40.0 min; ProcBench 92.50 (held out 90.00); "
             "0.100 s per video; seed 0")
     assert models.provenance_line({}) == ""
+    # the tab's narrow table and one row's details
+    overview = models.models_overview(table)
+    assert list(overview.columns) == ["model", "role", "steps", "ProcBench"]
+    assert overview.set_index("model").loc["tiny-teacher", "steps"] == str(int(bundled.loc["tiny-teacher", "steps"]))
+    details = models.model_details(table, "tiny-accvideo")
+    assert bundled.loc["tiny-accvideo", "where"] in details and bundled.loc["tiny-accvideo", "provenance"] in details
+    assert "```bash\npython -m accvideo reproduce" in details  # its provenance command, ready to copy
+    with pytest.raises(ValueError, match="`model` must be one of the listed models .* but is 'nope'"):
+        models.model_details(table, "nope")
     # when the registry reports real checkpoints, they show up with where they are or what to download
     monkeypatch.setattr(models.registry, "model_status", lambda: [
         {"name": "wan2.1-t2v-1.3b", "available": False, "path": None,

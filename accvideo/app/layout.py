@@ -29,7 +29,7 @@ from .services.job_views import (
     launch_signature,
     training_allowed,
 )
-from .services.models import available_students, list_models
+from .services.models import available_students, list_models, model_details, models_overview
 from .services.toy import toy_update
 
 REFRESH_SECONDS = 2.0  # how often the Distil tab re-reads the runs folder
@@ -297,6 +297,43 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
     job_log.change(None, None, None, js=SCROLL_LOG_TO_END, api_name=False, queue=False)
 
 
+def _models_view(manager: JobManager, name=None) -> tuple:
+    """The Models tab's narrow table and the details of model `name` (default: the first row)."""
+    models = list_models(manager)
+    name = name if name in set(models["model"]) else models["model"].iloc[0]
+    return models_overview(models), model_details(models, name)
+
+
+def _models_tab(manager: JobManager):
+    """The Models tab: a narrow table (model, role, steps, ProcBench) and the selected row's details."""
+
+    def ui_models():
+        """The models this app can use: bundled, finished runs and real checkpoints.
+
+        Returns:
+            the table of models (model, role, steps, ProcBench) and the first model's details
+        """
+        return _models_view(manager)
+
+    def ui_select(evt: gr.SelectData):
+        return gradio_errors(model_details)(list_models(manager), evt.row_value[0])
+
+    gr.Markdown("Models this app can use. Bundled tiny models ship in `assets/` (no download); finished runs "
+                "appear as `run:NAME`; real checkpoints show where they were found (a local folder or the "
+                "Hugging Face cache) or what to download. Select a row for its provenance, path and command.")
+    overview, details = _models_view(manager)
+    with gr.Row():
+        with gr.Column(scale=1):
+            models_table = gr.Dataframe(overview, label="Models", interactive=False, elem_id="models-table",
+                                        wrap=True)
+            refresh = gr.Button("Refresh", size="sm")
+        with gr.Column(scale=1):
+            model_info = gr.Markdown(details, elem_id="model-details")
+    refresh.click(ui_models, None, [models_table, model_info], api_name="models")
+    models_table.select(ui_select, None, [model_info], api_name=False, queue=False)
+    return models_table, model_info
+
+
 def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None = None,
               max_queue: int = 32) -> gr.Blocks:
     """The four-tab app. `default_model` is the teacher of Compare; jobs live in `runs_dir`."""
@@ -313,22 +350,8 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                 _distil_tab(manager, training_allowed(), students, tabs)
             distil_tab.select(None, None, None, js=SCROLL_LOG_TO_END, api_name=False, queue=False)
             with gr.Tab("Models", id="models"):
-                gr.Markdown("Models this app can use. Bundled tiny models ship in `assets/` (no download); "
-                            "finished runs appear as `run:NAME`; real checkpoints show where they were found "
-                            "(a local folder or the Hugging Face cache) or what to download.")
-                models_table = gr.Dataframe(list_models(manager), label="Models", interactive=False,
-                                            elem_id="models-table", wrap=True)
-
-                def ui_models():
-                    """The models this app can use: bundled, finished runs and real checkpoints.
-
-                    Returns:
-                        the models table
-                    """
-                    return list_models(manager)
-
-                gr.Button("Refresh", size="sm").click(ui_models, None, [models_table], api_name="models")
-        demo.load(lambda: (_student_choices(manager), list_models(manager)), None, [students, models_table],
-                  api_name=False)
+                models_table, model_info = _models_tab(manager)
+        demo.load(lambda: (_student_choices(manager), *_models_view(manager)), None,
+                  [students, models_table, model_info], api_name=False)
     demo.queue(max_size=max_queue, default_concurrency_limit=1)
     return demo
