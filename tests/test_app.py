@@ -2,6 +2,7 @@
 distillation job, watch it finish and load its student into Compare. Screenshots of each tab go to
 $ACCVIDEO_SCREENSHOTS (docs/screenshots when regenerating them) or the test's temporary folder."""
 
+import json
 import os
 import re
 import shutil
@@ -26,11 +27,16 @@ def shots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def page(runs_dir):
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    demo = build_app("tiny-teacher", runs_dir=tmp_path_factory.mktemp("runs"))
+    demo = build_app("tiny-teacher", runs_dir=runs_dir)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         with sync_playwright() as p:
@@ -92,6 +98,17 @@ def test_toy_slider_changes_the_plot(page, shots):
     page.screenshot(path=str(shots / "toy.png"), full_page=True)
 
 
+def test_accvideo_without_synvid_guides_to_the_synvid_form(page):
+    page.get_by_role("tab", name="Distil").click()
+    page.get_by_role("tab", name="AccVideo").click()
+    page.wait_for_selector("#accvideo-needs-synvid >> text=AccVideo needs a finished SynVid run")
+    page.locator("#make-synvid").click()
+    # the SynVid form, filled with the smallest settings
+    page.wait_for_function("() => document.querySelector('#synvid-num-steps input').value === '10'")
+    assert page.get_by_role("tab", name="SynVid").get_attribute("aria-selected") == "true"
+    assert page.locator("#synvid-preset input").first.input_value() == "heldout"
+
+
 def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.get_by_role("tab", name="Distil").click()
     page.get_by_role("tab", name="GPD").click()
@@ -120,3 +137,44 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.get_by_role("button", name="Refresh").click()
     page.wait_for_function("() => document.querySelector('#models-table').innerText.includes('run:gpd-browser')")
     page.screenshot(path=str(shots / "models.png"), full_page=True)
+
+
+def test_log_tail_opens_at_its_newest_line(page, runs_dir):
+    """A run whose log is longer than the box, with colour codes and tqdm redraws: the box shows its end."""
+    run = runs_dir / "long-log"
+    run.mkdir()
+    (run / "job.json").write_text(json.dumps({"name": "long-log", "kind": "gpd", "status": "stopped", "pid": None,
+                                              "spec": {"name": "long-log", "steps": 4, "schedule": "48,24"},
+                                              "argv": ["python"], "command": "python -m accvideo distill gpd"}))
+    bar = "".join(f"\r\x1b[32mstep {i}/4\x1b[0m" for i in range(5))
+    lines = "".join(f"line {i}\n" for i in range(30))
+    (run / "job.log").write_text(f"$ python -m accvideo distill gpd\n{bar}\n{lines}")
+    page.get_by_role("tab", name="Distil").click()
+    page.locator("#job-select input").fill("long-log")
+    page.locator("#job-select input").press("Enter")
+    at_end = ("() => { const b = document.querySelector('#job-log textarea'); return b.value.endsWith('line 29') "
+              "&& b.scrollHeight > b.clientHeight && b.scrollTop + b.clientHeight >= b.scrollHeight - 2; }")
+    page.wait_for_function(at_end, timeout=20_000)
+    text = page.locator("#job-log textarea").input_value()
+    assert "\x1b" not in text and "[32m" not in text and "step 4/4" in text and "step 3/4" not in text
+    page.get_by_role("tab", name="Models").click()
+    page.get_by_role("tab", name="Distil").click()  # and again after leaving the tab
+    page.wait_for_function(at_end, timeout=20_000)
+
+
+def test_models_tab_fits_a_1280_px_page(page):
+    """A narrow table (model, role, steps, ProcBench) and the selected row's details beside it."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        page.get_by_role("tab", name="Models").click()
+        page.wait_for_function("() => document.querySelector('#models-table').innerText.includes('tiny-teacher')")
+        widths = page.evaluate("""() => ({table: document.querySelector('#models-table').scrollWidth,
+            inner: Math.max(...[...document.querySelectorAll('#models-table table')].map(t => t.scrollWidth)),
+            page: document.documentElement.scrollWidth})""")
+        assert widths["table"] <= 1280 and widths["inner"] <= 1280 and widths["page"] <= 1280, widths
+        page.locator("#models-table").get_by_text("tiny-accvideo", exact=True).first.click()
+        page.wait_for_function("() => document.querySelector('#model-details').innerText.includes('tiny-accvideo')")
+        details = page.locator("#model-details").inner_text()
+        assert "provenance" in details and "assets/tiny-accvideo" in details and "reproduce" in details
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})

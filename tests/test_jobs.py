@@ -126,3 +126,17 @@ def test_stop_then_resume_continues_from_the_checkpoint(runs):
         runs.wait("gpd-long", timeout=30)
     job = json.loads((runs.run_dir("gpd-long") / "job.json").read_text())
     assert job["launches"] == 2 and done_before > 0
+
+
+def test_log_tail_strips_ansi_and_keeps_the_last_tqdm_redraw(runs):
+    """The Distil tab's log: no escape codes, one line per tqdm bar (its last state), newest line last."""
+    run = runs.runs_dir / "gpd-log"
+    run.mkdir(parents=True)
+    bar = "".join(f"\r\x1b[32mstep {i}/3\x1b[0m" for i in range(4))
+    (run / "job.log").write_bytes(("$ python -m accvideo distill gpd\r\n"
+                                   f"\x1b[1mstarting\x1b[0m\n{bar}\r\n\x1b[2K\x1b]0;title\x07"
+                                   + "".join(f"line {i}\n" for i in range(50))).encode())
+    tail = runs.log_tail("gpd-log", 1000)
+    assert "\x1b" not in tail and "\r" not in tail and "[32m" not in tail
+    assert tail.splitlines()[:3] == ["$ python -m accvideo distill gpd", "starting", "step 3/3"]
+    assert runs.log_tail("gpd-log", 2).splitlines() == ["line 48", "line 49"]  # the newest lines, in order

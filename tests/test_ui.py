@@ -2,7 +2,6 @@
 
 import ast
 import dataclasses
-import socket
 from pathlib import Path
 
 import gradio as gr
@@ -13,6 +12,7 @@ from accvideo.app import jobs
 from accvideo.app.layout import gradio_errors
 from accvideo.app.services import compare, job_views, models
 from accvideo.app.services.toy import toy_update
+from tests.helpers.ports import free_port
 
 
 @pytest.fixture
@@ -168,6 +168,15 @@ def test_models_table(manager, monkeypatch):
         == ("commit 0123456789; reproduce run 76.2 min in all; trained in 40.0 min; ProcBench 92.50 (held out 90.00); "
             "0.100 s per video; seed 0")
     assert models.provenance_line({}) == ""
+    # the tab's narrow table and one row's details
+    overview = models.models_overview(table)
+    assert list(overview.columns) == ["model", "role", "steps", "ProcBench"]
+    assert overview.set_index("model").loc["tiny-teacher", "steps"] == str(int(bundled.loc["tiny-teacher", "steps"]))
+    details = models.model_details(table, "tiny-accvideo")
+    assert bundled.loc["tiny-accvideo", "where"] in details and bundled.loc["tiny-accvideo", "provenance"] in details
+    assert "```bash\npython -m accvideo reproduce" in details  # its provenance command, ready to copy
+    with pytest.raises(ValueError, match="`model` must be one of the listed models .* but is 'nope'"):
+        models.model_details(table, "nope")
     # when the registry reports real checkpoints, they show up with where they are or what to download
     monkeypatch.setattr(models.registry, "model_status", lambda: [
         {"name": "wan2.1-t2v-1.3b", "available": False, "path": None,
@@ -199,27 +208,20 @@ def test_app_parts_keep_their_place():
     assert all(len(path.read_text().splitlines()) <= 400 for path in app.rglob("*.py"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_gradio_client_compare(tmp_path):
-    """Against the app as a user starts it: `python app.py` in its own process."""
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app as a user starts it: `python app.py` in its own process, on a free port."""
     import os
     import subprocess
     import sys
     import time
     import urllib.request
 
-    from gradio_client import Client
-
-    port = _free_port()
+    port = free_port()
     root = Path(__file__).resolve().parents[1]
     app = subprocess.Popen([sys.executable, str(root / "app.py"), "--port", str(port), "--runs-dir",
-                            str(tmp_path / "runs")], cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            str(tmp_path_factory.mktemp("runs"))], cwd=root,
+                           env={**os.environ, "HF_HUB_OFFLINE": "1"},
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 180
@@ -231,21 +233,93 @@ def test_gradio_client_compare(tmp_path):
                 assert app.poll() is None, app.stderr.read().decode()[-3000:]
                 assert time.time() < deadline, "app did not answer within 180 s"
                 time.sleep(0.5)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-        assert {"/compare", "/toy", "/launch_gpd", "/stop_job", "/resume_job", "/load_student", "/models"} <= set(api)
-        out = client.predict("a green triangle moving right", 11, 8, ["tiny-accvideo"], api_name="/compare")
-        teacher, student, hidden1, hidden2, table, plot, seed, note = out
-        video = [v["video"] if isinstance(v, dict) else v for v in (teacher, student)]  # client versions differ
-        assert all(Path(v).stat().st_size > 0 and v.endswith(".mp4") for v in video)
-        assert hidden1 is None and hidden2 is None
-        frame = pd.DataFrame(table["data"], columns=table["headers"])
-        assert frame["model"].tolist() == ["tiny-teacher (teacher)", "tiny-accvideo"]
-        assert frame["speedup"].iloc[1] > 1 and seed == 11 and "tiny-accvideo" in note
-        with pytest.raises(Exception, match="must be a non-empty string"):
-            client.predict("  ", 0, 8, [], api_name="/compare")
-        with pytest.raises(Exception, match="must be chosen from"):
-            client.predict("a red circle moving left", 0, 8, ["nope"], api_name="/compare")
+        yield f"http://127.0.0.1:{port}/"
     finally:
         app.terminate()
         app.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_gradio_client_compare(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/compare", "/toy", "/launch_gpd", "/stop_job", "/resume_job", "/load_student", "/models"} <= set(api)
+    out = client.predict("a green triangle moving right", 11, 8, ["tiny-accvideo"], api_name="/compare")
+    teacher, student, hidden1, hidden2, table, plot, seed, note = out
+    video = [v["video"] if isinstance(v, dict) else v for v in (teacher, student)]  # client versions differ
+    assert all(Path(v).stat().st_size > 0 and v.endswith(".mp4") for v in video)
+    assert hidden1 is None and hidden2 is None
+    frame = pd.DataFrame(table["data"], columns=table["headers"])
+    assert frame["model"].tolist() == ["tiny-teacher (teacher)", "tiny-accvideo"]
+    assert frame["speedup"].iloc[1] > 1 and seed == 11 and "tiny-accvideo" in note
+    with pytest.raises(Exception, match="must be a non-empty string"):
+        client.predict("  ", 0, 8, [], api_name="/compare")
+    with pytest.raises(Exception, match="must be chosen from"):
+        client.predict("a red circle moving left", 0, 8, ["nope"], api_name="/compare")
+
+
+# one call per endpoint, by keyword: a value for every documented parameter, and what the answer shows
+# (a sentence naming the argument, or the M slider's own range check: the keyword reached the right field).
+# No call starts a job.
+KEYWORD_CALLS = {
+    "/compare": (dict(prompt="a red circle moving left", seed=3, teacher_steps=2, students=[]), None),
+    "/toy": (dict(M=9, noise_mismatch=False, lower=-1.0, upper=1.0, num_points=400), "maximum value 5"),
+    "/launch_synvid": (dict(name="s-1", teacher="tiny-teacher", preset="train", num_steps=1, samples_per_prompt=1,
+                            store="all", nproc=1), "`num_steps` must be an integer in"),
+    "/launch_accvideo": (dict(name="a-1", synvid_run="nope", teacher="tiny-teacher", steps=1, m=5, lr=2e-4,
+                              batch_size=2, nproc=1), "`synvid_run` must name a SynVid run"),
+    "/launch_gpd": (dict(name="g-1", schedule="48,24 && ls", teacher="tiny-teacher", steps=1, lr=1e-4,
+                         batch_size=2, nproc=1), "`schedule` must list"),
+    "/stop_job": (dict(name="ghost"), "`name` must be a run"),
+    "/resume_job": (dict(name="ghost"), "`name` must be a run"),
+    "/load_student": (dict(name="ghost", selected=[]), "`run` must be a finished distillation run"),
+    "/models": (dict(), None),
+}
+
+
+@pytest.mark.slow
+def test_every_endpoint_has_named_parameters_and_a_docstring(app_url):
+    """view_api() shows no `param_N`, every endpoint has a description, and each is callable by its names."""
+    import re
+
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(api) == set(KEYWORD_CALLS)
+    for endpoint, info in api.items():
+        names = [p["parameter_name"] for p in info["parameters"]]
+        assert not [n for n in names if re.fullmatch(r"param_\d+", n)], (endpoint, names)
+        assert info.get("description"), endpoint
+        kwargs, error = KEYWORD_CALLS[endpoint]
+        assert names == list(kwargs), endpoint
+        if error is None:
+            assert client.predict(**kwargs, api_name=endpoint) is not None
+        else:
+            with pytest.raises(Exception, match=re.escape(error)):
+                client.predict(**kwargs, api_name=endpoint)
+
+
+def test_accvideo_without_a_synvid_run_says_to_make_one(manager):
+    """No SynVid run yet: the form says AccVideo needs one, and launching says to make one first."""
+    for missing in (None, "", "  "):
+        with pytest.raises(gr.Error, match=r"`synvid_run` must name a finished SynVid run .* make one first") as err:
+            gradio_errors(job_views.launch_job)(manager, "accvideo", name="a", synvid_run=missing)
+        assert "1 to 64 characters" not in str(err.value)
+    assert "needs a finished SynVid run" in job_views.accvideo_notice([])
+    assert job_views.accvideo_notice(["synvid-1"]) == ""
+    # the form's smallest SynVid is one an AccVideo job with the default m can learn from
+    small = jobs.make_spec("synvid", name="s", **job_views.SMALL_SYNVID)
+    jobs.build_command(small, manager.runs_dir, gpus=0)
+    assert small.num_steps >= jobs.AccVideoJob.m
+
+
+def test_the_accvideo_form_shows_the_notice_and_the_way_to_synvid(tmp_path):
+    from accvideo.app.layout import build_app
+
+    config = build_app(runs_dir=tmp_path / "runs").get_config_file()
+    by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
+    assert "needs a finished SynVid run" in by_id["accvideo-needs-synvid"]["value"]
+    assert by_id["accvideo-needs-synvid"]["visible"] and by_id["make-synvid"]["visible"]

@@ -18,12 +18,26 @@ import gradio as gr
 
 from .jobs import TABLE_FILE, JobManager, local_gpus
 from .services.compare import EXAMPLE_PROMPTS, MAX_STUDENTS, compare_models_gpu, speedup_note, teacher_default_steps
-from .services.job_views import FormField, distil_snapshot, job_form, launch_job, training_allowed
-from .services.models import available_students, list_models
+from .services.job_views import (
+    SMALL_SYNVID,
+    FormField,
+    accvideo_notice,
+    distil_snapshot,
+    job_form,
+    launch_docstring,
+    launch_job,
+    launch_signature,
+    training_allowed,
+)
+from .services.models import available_students, list_models, model_details, models_overview
 from .services.toy import toy_update
 
 REFRESH_SECONDS = 2.0  # how often the Distil tab re-reads the runs folder
 READ_ONLY = "training is disabled on this public Space."
+# the log box opens at its newest line: scrolled to the end on every change and when the tab is
+# shown (a change while the tab is hidden scrolls nothing, so the box would open at its top)
+SCROLL_LOG_TO_END = """() => { setTimeout(() => { const box = document.querySelector('#job-log textarea');
+    if (box) { box.scrollTop = box.scrollHeight; } }, 50); }"""
 
 
 def gradio_errors(fn):
@@ -58,6 +72,18 @@ def _compare_tab(manager: JobManager, teacher: str):
     """The Compare tab; returns the students dropdown (the Distil tab loads a student into it)."""
 
     def ui_compare(prompt, seed, teacher_steps, students, progress=gr.Progress(track_tqdm=True)):
+        """Generate one prompt with the teacher and each chosen student, timed per stage.
+
+        Args:
+            prompt: the text prompt, like "a red circle moving left"
+            seed: the noise seed (-1: a random one, returned)
+            teacher_steps: the teacher's sampling steps (1 to 200); students use their own saved steps
+            students: student names: bundled students and finished runs as "run:NAME"
+
+        Returns:
+            the teacher's video, one video per student slot (None when unused), the timing table, its plot,
+            the seed used, the speedup note, and the slots' labels
+        """
         result = gradio_errors(compare_models_gpu)(prompt, seed, teacher_steps, students, teacher=teacher,
                                                    manager=manager)
         # plain paths keep the API's answer clean; labels and visibility follow in `show_slots`
@@ -100,6 +126,18 @@ def _compare_tab(manager: JobManager, teacher: str):
 
 def _toy_tab(toy_tab: gr.Tab) -> None:
     def ui_toy(M, noise_mismatch, lower, upper, num_points):
+        """The paper's 1D toy (Fig. 2) for these settings.
+
+        Args:
+            M: dataset mismatch between the student's data and the teacher's (0 to 5)
+            noise_mismatch: pair data with random Gaussian noise instead of the teacher's own
+            lower: the lower data point (-3 to -0.1)
+            upper: the upper data point (0.1 to 3)
+            num_points: the number of sampled points (200 to 5000)
+
+        Returns:
+            four figures (trajectories, useless points vs M, students, distribution matching) and a summary
+        """
         figures, summary = gradio_errors(toy_update)(M, noise_mismatch, lower, upper, num_points)
         return (figures["trajectories"], figures["useless_vs_M"], figures["student_results"],
                 figures["distribution_matching"], summary)
@@ -128,6 +166,18 @@ def _toy_tab(toy_tab: gr.Tab) -> None:
     gr.Button("Update toy", size="sm").click(ui_toy, inputs, outputs, api_name="toy", concurrency_id="toy")
 
 
+def _launch_endpoint(ui_launch, kind: str, manager: JobManager):
+    """`ui_launch(kind, ...)` as a function whose parameters are the form's field names, with a
+    docstring: what `view_api()` shows, and the keywords a gradio_client caller may use."""
+    def launch(*values):
+        return ui_launch(kind, *values)
+
+    launch.__signature__ = launch_signature(kind, manager)
+    launch.__doc__ = launch_docstring(kind, manager)
+    launch.__name__ = launch.__qualname__ = f"launch_{kind}"
+    return launch
+
+
 def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs: gr.Tabs) -> None:
     def refuse_if_read_only():
         if not can_train:
@@ -141,14 +191,39 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
         return state.command, gr.update(choices=names, value=state.name)
 
     def ui_stop(name):
+        """Stop a running job (SIGTERM to its process group; its last checkpoint stays).
+
+        Args:
+            name: the run's name
+
+        Returns:
+            the job's command
+        """
         refuse_if_read_only()
         return gradio_errors(manager.stop)(name).command
 
     def ui_resume(name):
+        """Resume a stopped or failed job from its last checkpoint, with the same command.
+
+        Args:
+            name: the run's name
+
+        Returns:
+            the job's command
+        """
         refuse_if_read_only()
         return gradio_errors(manager.resume)(name).command
 
     def ui_load_student(name, selected):
+        """Add a finished run's student to the Compare tab's students and switch to Compare.
+
+        Args:
+            name: the finished distillation run's name
+            selected: the students selected now
+
+        Returns:
+            the students selector and the selected tab
+        """
         label = f"run:{name}" if name else ""
         if label not in available_students(manager):
             raise gr.Error(f"`run` must be a finished distillation run with a student but is {name!r}.")
@@ -158,8 +233,14 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
     def refresh(name):
         # reads only: the table is rebuilt from the job.json files; runs.csv is the manager's to write
         snap = gradio_errors(distil_snapshot)(manager, name)
+        notice = accvideo_notice(snap.synvid_runs)
         return (snap.view.log, snap.view.progress, snap.view.figure, snap.table,
-                *[gr.update(choices=snap.synvid_runs) for _ in synvid_inputs], gr.update(choices=snap.run_names))
+                *[gr.update(choices=snap.synvid_runs) for _ in synvid_inputs], gr.update(choices=snap.run_names),
+                gr.update(value=notice, visible=bool(notice)), gr.update(visible=bool(notice)))
+
+    def ui_make_synvid():
+        # the SynVid form, filled with the smallest settings an AccVideo run can learn from
+        return gr.Tabs(selected="synvid"), *[gr.update(value=v) for v in SMALL_SYNVID.values()]
 
     gpus = local_gpus()
     gr.Markdown(f"Launch the same command a user would type. This machine: **{gpus} GPU(s)**"
@@ -170,9 +251,15 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
     fields = {kind: job_form(kind, manager) for kind in ("synvid", "accvideo", "gpd")}
     forms: dict[str, list] = {}
     buttons = {}
-    with gr.Tabs():
+    notice = accvideo_notice(manager.synvid_runs())
+    with gr.Tabs() as job_tabs:
         for kind, title in (("synvid", "SynVid"), ("accvideo", "AccVideo"), ("gpd", "GPD")):
-            with gr.Tab(title):
+            with gr.Tab(title, id=kind):
+                if kind == "accvideo":
+                    with gr.Row():
+                        needs_synvid = gr.Markdown(notice, visible=bool(notice), elem_id="accvideo-needs-synvid")
+                        make_synvid = gr.Button("Make a SynVid run", size="sm", visible=bool(notice),
+                                                elem_id="make-synvid")
                 forms[kind] = [form_component(kind, f) for f in fields[kind]]
                 buttons[kind] = gr.Button(f"Launch {title}", interactive=can_train)
     # inputs whose choices are the finished SynVid runs: the refresh keeps them current
@@ -187,14 +274,19 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
         load_button = gr.Button("Load student into Compare", variant="primary")
     job_progress = gr.Markdown(elem_id="job-progress")
     with gr.Row():
-        job_log = gr.Textbox(label="Log (tail)", lines=14, max_lines=14, autoscroll=True)
+        job_log = gr.Textbox(label="Log (tail, newest line last)", lines=14, max_lines=14, autoscroll=True,
+                             elem_id="job-log")
         loss_plot = gr.Plot(label="Loss")
     runs_table = gr.Dataframe(manager.table(), label=f"Runs ({manager.runs_dir / TABLE_FILE})",
                               interactive=False, elem_id="runs-table")
     for kind, button in buttons.items():
-        button.click(lambda *v, kind=kind: ui_launch(kind, *v), forms[kind], [command, job_name],
+        button.click(_launch_endpoint(ui_launch, kind, manager), forms[kind], [command, job_name],
                      api_name=f"launch_{kind}", concurrency_id="jobs")
-    view_outputs = [job_log, job_progress, loss_plot, runs_table, *synvid_inputs, job_name]
+    view_outputs = [job_log, job_progress, loss_plot, runs_table, *synvid_inputs, job_name, needs_synvid,
+                    make_synvid]
+    synvid_form = {f.name: component for f, component in zip(fields["synvid"], forms["synvid"])}
+    make_synvid.click(ui_make_synvid, None, [job_tabs, *[synvid_form[name] for name in SMALL_SYNVID]],
+                      api_name=False, queue=False)
     job_name.change(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs")
     stop_button.click(ui_stop, [job_name], [command], api_name="stop_job", concurrency_id="jobs")
     resume_button.click(ui_resume, [job_name], [command], api_name="resume_job", concurrency_id="jobs")
@@ -202,6 +294,44 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
                       concurrency_id="jobs")
     gr.Timer(REFRESH_SECONDS).tick(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs",
                                    show_progress="hidden")
+    job_log.change(None, None, None, js=SCROLL_LOG_TO_END, api_name=False, queue=False)
+
+
+def _models_view(manager: JobManager, name=None) -> tuple:
+    """The Models tab's narrow table and the details of model `name` (default: the first row)."""
+    models = list_models(manager)
+    name = name if name in set(models["model"]) else models["model"].iloc[0]
+    return models_overview(models), model_details(models, name)
+
+
+def _models_tab(manager: JobManager):
+    """The Models tab: a narrow table (model, role, steps, ProcBench) and the selected row's details."""
+
+    def ui_models():
+        """The models this app can use: bundled, finished runs and real checkpoints.
+
+        Returns:
+            the table of models (model, role, steps, ProcBench) and the first model's details
+        """
+        return _models_view(manager)
+
+    def ui_select(evt: gr.SelectData):
+        return gradio_errors(model_details)(list_models(manager), evt.row_value[0])
+
+    gr.Markdown("Models this app can use. Bundled tiny models ship in `assets/` (no download); finished runs "
+                "appear as `run:NAME`; real checkpoints show where they were found (a local folder or the "
+                "Hugging Face cache) or what to download. Select a row for its provenance, path and command.")
+    overview, details = _models_view(manager)
+    with gr.Row():
+        with gr.Column(scale=1):
+            models_table = gr.Dataframe(overview, label="Models", interactive=False, elem_id="models-table",
+                                        wrap=True)
+            refresh = gr.Button("Refresh", size="sm")
+        with gr.Column(scale=1):
+            model_info = gr.Markdown(details, elem_id="model-details")
+    refresh.click(ui_models, None, [models_table, model_info], api_name="models")
+    models_table.select(ui_select, None, [model_info], api_name=False, queue=False)
+    return models_table, model_info
 
 
 def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None = None,
@@ -216,17 +346,12 @@ def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None =
                 students = _compare_tab(manager, default_model)
             with gr.Tab("Toy", id="toy") as toy_tab:
                 _toy_tab(toy_tab)
-            with gr.Tab("Distil", id="distil"):
+            with gr.Tab("Distil", id="distil") as distil_tab:
                 _distil_tab(manager, training_allowed(), students, tabs)
+            distil_tab.select(None, None, None, js=SCROLL_LOG_TO_END, api_name=False, queue=False)
             with gr.Tab("Models", id="models"):
-                gr.Markdown("Models this app can use. Bundled tiny models ship in `assets/` (no download); "
-                            "finished runs appear as `run:NAME`; real checkpoints show where they were found "
-                            "(a local folder or the Hugging Face cache) or what to download.")
-                models_table = gr.Dataframe(list_models(manager), label="Models", interactive=False,
-                                            elem_id="models-table", wrap=True)
-                gr.Button("Refresh", size="sm").click(lambda: list_models(manager), None, [models_table],
-                                                      api_name="models")
-        demo.load(lambda: (_student_choices(manager), list_models(manager)), None, [students, models_table],
-                  api_name=False)
+                models_table, model_info = _models_tab(manager)
+        demo.load(lambda: (_student_choices(manager), *_models_view(manager)), None,
+                  [students, models_table, model_info], api_name=False)
     demo.queue(max_size=max_queue, default_concurrency_limit=1)
     return demo

@@ -9,6 +9,7 @@ per stage under `stages/stage-k/`), `shard-*.json` sidecars and `manifest.csv` (
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,14 +137,28 @@ def table_row(state: JobState, run_dir: Path, status: str) -> dict:
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started)), "command": state.command}
 
 
+# CSI sequences (colours, cursor moves, erase line) and the OSC / two-byte escapes tqdm and rich write
+ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def clean_terminal_text(text: str) -> str:
+    """`text` as a terminal would leave it: ANSI escape codes removed, and of each line rewritten
+    with carriage returns (tqdm's redraws) only its last non-empty state kept."""
+    text = ANSI_ESCAPE.sub("", text).replace("\r\n", "\n")
+    # split on "\n" only: str.splitlines would also split on "\r" and keep every redraw as a line
+    lines = []
+    for line in text.split("\n"):
+        states = [state for state in line.split("\r") if state.strip()]
+        lines.append(states[-1] if states else "")
+    return "\n".join(lines)
+
+
 def log_tail(run_dir: Path, lines: int = 40) -> str:
-    """The last `lines` lines of `job.log`, as a terminal would show them."""
+    """The last `lines` lines of `job.log`, as a terminal would show them (oldest first, newest last)."""
     path = run_dir / LOG_FILE
     if not path.exists():
         return ""
     with open(path, "rb") as f:
         f.seek(max(0, path.stat().st_size - 64_000))  # the tail only: a long job's log grows without bound
         text = f.read().decode(errors="replace")
-    # tqdm redraws with carriage returns; keep the latest state of each line
-    text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.splitlines())
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(clean_terminal_text(text).rstrip("\n").split("\n")[-lines:])

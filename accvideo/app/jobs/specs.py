@@ -191,6 +191,11 @@ class AccVideoJob:
 
     def validate(self, runs_dir: Path) -> None:
         check_run_name(self.name)
+        if self.synvid_run is None or (isinstance(self.synvid_run, str) and not self.synvid_run.strip()):
+            # the form's dropdown is empty until a SynVid job has finished: say what to do, not the name rule
+            raise ValueError(f"`synvid_run` must name a finished SynVid run in {str(runs_dir)!r} but is "
+                             f"{self.synvid_run!r}: an AccVideo student learns from a SynVid run's teacher "
+                             "trajectories, so make one first (Distil > SynVid), then pick it here.")
         check_run_name(self.synvid_run, "synvid_run")
         if self.synvid_run == self.name:
             raise ValueError(f"`synvid_run` must be another run than `name` but both are {self.name!r}.")

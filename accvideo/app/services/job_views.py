@@ -6,6 +6,7 @@ Everything here that the refresh timer calls (`distil_snapshot`) only reads the 
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass, field
 
@@ -86,6 +87,38 @@ def launch_job(manager: JobManager, kind: str, **values) -> JobState:
     if not training_allowed():
         raise ValueError("training is disabled on this public Space (set ACCVIDEO_ENABLE_TRAINING=1 to allow it).")
     return manager.launch(jobs.make_spec(kind, **values))
+
+
+NEEDS_SYNVID = ("**AccVideo needs a finished SynVid run**, and there is none yet: an AccVideo student learns "
+                "from a SynVid run's teacher trajectories. Make one first in the SynVid form (the smallest "
+                "settings take a minute or two on a CPU); it appears under *SynVid run* when it has finished.")
+
+
+# what "Make a SynVid run" fills in: the held-out preset (6 prompts), few teacher steps, enough for m <= 10
+SMALL_SYNVID = {"preset": "heldout", "num_steps": 10, "samples_per_prompt": 1}
+
+
+def accvideo_notice(synvid_runs: list[str]) -> str:
+    """What the AccVideo form says above its fields: that it needs a SynVid run, when there is none."""
+    return "" if synvid_runs else NEEDS_SYNVID
+
+
+def launch_signature(kind: str, manager: JobManager) -> inspect.Signature:
+    """The `/launch_<kind>` endpoint's signature: one named parameter per form field, in the form's order,
+    so the API shows the fields' names (not `param_0..param_N`) and takes them as keywords."""
+    return inspect.Signature([inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                              for f in job_form(kind, manager)])
+
+
+def launch_docstring(kind: str, manager: JobManager) -> str:
+    """The `/launch_<kind>` endpoint's docstring (the API page's description), Google style: what the
+    job runs, then each field's label, help and range."""
+    summary = (spec_class(kind).__doc__ or kind).strip().splitlines()[0]
+    lines = [f"Launch a {kind} job: {summary}", "", "Args:"]
+    for f in job_form(kind, manager):
+        lines.append(f"    {f.name}: {f.label}" + (f" ({f.help})" if f.help else ""))
+    lines += ["", "Returns:", "    the command the job runs, and the job selector set to the new run"]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- views

@@ -19,7 +19,10 @@ from accvideo.models.registry import ASSETS, BUNDLED, read_sampling_defaults
 
 from ..jobs import JobManager
 
-MODEL_COLUMNS = ["model", "source", "role", "steps", "available", "provenance", "where", "how to get it"]
+MODEL_COLUMNS = ["model", "source", "role", "steps", "procbench", "available", "provenance", "where",
+                 "how to get it"]
+# the Models tab's table: narrow enough for a 1,280 px page; the rest is in the selected row's details
+OVERVIEW_COLUMNS = {"model": "model", "role": "role", "steps": "steps", "procbench": "ProcBench"}
 
 
 def available_students(manager: JobManager | None = None) -> dict[str, str]:
@@ -49,8 +52,10 @@ def list_models(manager: JobManager | None = None) -> pd.DataFrame:
         except ValueError as err:
             defaults = {"role": f"broken: {err}"}
         provenance = read_provenance(path)
+        procbench = (provenance.get("scores") or {}).get("procbench_train")
         rows.append({"model": name, "source": "bundled", "role": defaults.get("role", "teacher"),
-                     "steps": defaults.get("num_steps"), "available": (path / "model_index.json").exists(),
+                     "steps": defaults.get("num_steps"), "procbench": procbench,
+                     "available": (path / "model_index.json").exists(),
                      "where": str(path), "how to get it": provenance.get("command") or "in git (assets/)",
                      "provenance": provenance_line(provenance)})
     if manager is not None:
@@ -61,6 +66,33 @@ def list_models(manager: JobManager | None = None) -> pd.DataFrame:
     rows += real_model_rows()
     # provenance before the long columns, so it shows without scrolling the table sideways
     return pd.DataFrame(rows, columns=MODEL_COLUMNS).fillna({"provenance": ""})
+
+
+def models_overview(models) -> pd.DataFrame:
+    """The narrow table the Models tab shows (model, role, steps, ProcBench) of `list_models`' rows."""
+    overview = models[list(OVERVIEW_COLUMNS)].rename(columns=OVERVIEW_COLUMNS)
+    overview["ProcBench"] = [f"{v:.1f}" if pd.notna(v) else "" for v in overview["ProcBench"]]
+    overview["steps"] = [str(int(v)) if pd.notna(v) else "" for v in overview["steps"]]
+    return overview
+
+
+def model_details(models, name) -> str:
+    """Markdown details of model `name` (a row of `list_models`): source, provenance, path, download command."""
+    rows = models[models["model"] == name]
+    if rows.empty:
+        known = ", ".join(models["model"])
+        raise ValueError(f"`model` must be one of the listed models ({known}) but is {name!r}.")
+    row = rows.iloc[0]
+    available = "yes" if row["available"] else "no"
+    lines = [f"### {row['model']}", "",
+             f"- **source**: {row['source']}; **role**: {row['role'] or '?'}; **available**: {available}",
+             f"- **provenance**: {row['provenance'] or 'none recorded'}",
+             f"- **path**: `{row['where']}`" if row["where"] else "- **path**: not on this machine"]
+    how = row["how to get it"]
+    if how:
+        command = how if how.startswith(("python", "huggingface-cli", "hf ", "git ")) else ""
+        lines.append(f"- **how to get it**:\n\n```bash\n{command}\n```" if command else f"- **how to get it**: {how}")
+    return "\n".join(lines)
 
 
 def read_provenance(folder: Path) -> dict:
