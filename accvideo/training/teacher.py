@@ -15,6 +15,7 @@ Output folder layout:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -96,6 +97,9 @@ class TeacherTrainConfig:
     vae: VAEStageConfig = field(default_factory=VAEStageConfig)
     transformer: TransformerStageConfig = field(default_factory=TransformerStageConfig)
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    # Architecture and world (`model.world`, e.g. `--set model.world.num_distractors=2,3` or
+    # configs/teacher-world-v2.yaml). The defaults are the bundled v1 teacher's.
+    model: TinyConfig = field(default_factory=TinyConfig)
 
     def validate(self) -> None:
         if self.preset != "tiny":
@@ -235,7 +239,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
     out = Path(out)
     stages = out / "stages"
     metrics = MetricsLog(out / "metrics.jsonl", enabled=info.is_main)
-    tiny = TinyConfig()
+    tiny = cfg.model
     t_start = time.perf_counter()
     summary: dict = {"config": to_dict(cfg), "world_size": info.world_size}
     try:
@@ -256,7 +260,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         vae_dir = stages / "vae"
         if not (vae_dir / "config.json").exists():
             vae = pipe.vae.train()
-            vae_world = WorldConfig(num_frames=cfg.vae.num_frames)
+            vae_world = dataclasses.replace(tiny.world, num_frames=cfg.vae.num_frames)
 
             def vae_batch(rng):
                 return (make_batch(int(rng.integers(2**31)), cfg.vae.batch_size, vae_world, cfg.split)[0],)
@@ -326,7 +330,8 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
             pipe.save_pretrained(out / "pipeline")
             sampling = {"role": "teacher", **to_dict(cfg.sampling), "height": tiny.world.height,
                         "width": tiny.world.width, "num_frames": tiny.world.num_frames,
-                        "max_sequence_length": tiny.max_sequence_length}
+                        "max_sequence_length": tiny.max_sequence_length,
+                        "world": to_dict(tiny.world)}  # evaluators render real clips of this world
             atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(sampling, indent=2))
             summary["wall_s"] = time.perf_counter() - t_start
             summary["num_params"] = {
