@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from accvideo.data.procedural import (
-    ClipSpec,
     ALL_COMBOS,
     COLORS,
     DIRECTIONS,
     HELDOUT_COMBOS,
     SHAPES,
     TRAIN_COMBOS,
+    ClipSpec,
     WorldConfig,
     make_batch,
     object_masks,
@@ -97,7 +97,7 @@ def test_v1_preset_draws_no_distractors_and_no_extra_random_numbers():
 
 def test_v2_distractors_follow_the_rules_and_are_known_to_the_spec():
     from accvideo.data.distractors import distractor_masks
-    from accvideo.data.procedural import WORLDS, world_preset
+    from accvideo.data.procedural import world_preset
 
     world = world_preset("v2")
     rng = np.random.default_rng(0)
