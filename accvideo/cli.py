@@ -218,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_synvid_parsers(sub)
 
+    from .training.snapshot import add_parser as add_snapshot_parser  # teacher-snapshot
+
+    add_snapshot_parser(sub)
+
     from .eval.cli import add_parsers as add_eval_parsers  # eval (ProcBench) and bench
 
     add_eval_parsers(sub)

@@ -115,6 +115,14 @@ class TeacherTrainConfig:
             raise ValueError(f"`vae.num_frames` must be 4k + 1 but is {self.vae.num_frames}.")
 
 
+def sampling_defaults(cfg: TeacherTrainConfig) -> dict:
+    """The teacher's `accvideo_sampling.json`: steps, guidance, shift, clip size and its world."""
+    tiny = cfg.model
+    return {"role": "teacher", **to_dict(cfg.sampling), "height": tiny.world.height, "width": tiny.world.width,
+            "num_frames": tiny.world.num_frames, "max_sequence_length": tiny.max_sequence_length,
+            "world": to_dict(tiny.world)}  # evaluators render real clips of this world
+
+
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
     return base_lr * lr_factor(step, warmup, total)
 
@@ -328,11 +336,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         if info.is_main:
             pipe.transformer = ema.eval()
             pipe.save_pretrained(out / "pipeline")
-            sampling = {"role": "teacher", **to_dict(cfg.sampling), "height": tiny.world.height,
-                        "width": tiny.world.width, "num_frames": tiny.world.num_frames,
-                        "max_sequence_length": tiny.max_sequence_length,
-                        "world": to_dict(tiny.world)}  # evaluators render real clips of this world
-            atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(sampling, indent=2))
+            atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(sampling_defaults(cfg), indent=2))
             summary["wall_s"] = time.perf_counter() - t_start
             summary["num_params"] = {
                 "transformer": sum(p.numel() for p in ema.parameters()),

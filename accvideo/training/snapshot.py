@@ -1,0 +1,46 @@
+"""A teacher pipeline from an unfinished run: the EMA weights of its last transformer checkpoint.
+
+A long teacher run can be evaluated while it trains (or when it must stop early) without
+touching it: `python -m accvideo teacher-snapshot --run DIR` writes DIR/pipeline-stepN, a
+pipeline folder that `generate`, `eval` and `world-probe` load like a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..config import load_config
+from ..models.registry import SAMPLING_FILE
+from .checkpoint import atomic_write_text, load_checkpoint
+from .teacher import TeacherTrainConfig, sampling_defaults
+
+
+def export_snapshot(run: str | Path, dest: str | Path | None = None) -> Path:
+    """Assemble `run`'s init pipeline, trained VAE and last transformer EMA into `dest`
+    (default RUN/pipeline-step<N>); returns the folder."""
+    from diffusers import AutoencoderKLWan, WanPipeline
+
+    run = Path(run)
+    ckpt, vae_dir = run / "checkpoints" / "transformer.pt", run / "stages" / "vae"
+    for path in (run / "config.yaml", vae_dir / "config.json", ckpt):
+        if not path.exists():
+            raise ValueError(f"`run` {str(run)!r} has no {path.relative_to(run)} yet: the transformer stage "
+                             "must have saved a checkpoint.")
+    cfg = load_config(TeacherTrainConfig, run / "config.yaml")
+    state = load_checkpoint(ckpt)
+    pipe = WanPipeline.from_pretrained(run / "stages" / "init")
+    pipe.vae = AutoencoderKLWan.from_pretrained(vae_dir)
+    pipe.transformer.load_state_dict(state["ema"])
+    dest = Path(dest) if dest is not None else run / f"pipeline-step{state['step']}"
+    pipe.save_pretrained(dest)
+    sampling = {**sampling_defaults(cfg), "snapshot_step": state["step"], "total_steps": cfg.transformer.steps}
+    atomic_write_text(dest / SAMPLING_FILE, json.dumps(sampling, indent=2))
+    return dest
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("teacher-snapshot", help="a pipeline from an unfinished teacher run's last checkpoint (EMA)")
+    p.add_argument("--run", required=True, help="the train-teacher --out folder")
+    p.add_argument("--out", default=None, help="pipeline folder to write (default RUN/pipeline-stepN)")
+    p.set_defaults(func=lambda args: print(export_snapshot(args.run, args.out)) or 0)
