@@ -69,6 +69,39 @@ def _detail_row(label: str, videos: list[np.ndarray], truth: float, real_hf: flo
 
 
 @torch.no_grad()
+def reference_rows(pairs, world, vae=None) -> tuple[list[dict], list[torch.Tensor], float, float]:
+    """The `real` row and, with a `vae`, its round-trip row for the (prompt, seed) pairs.
+    Returns (rows, real clips (3, T, H, W) in [-1, 1], truth distractors per clip, real hf_share)."""
+    real, specs = _real_clips(pairs, world)
+    truth = float(np.mean([len(s.distractors) for s in specs]))
+    real_u8 = [to_uint8(v) for v in real]
+    real_row, _ = _detail_row("real", real_u8, truth, 1.0)
+    real_hf = real_row["hf_share"]
+    real_row["hf_ratio"] = 1.0
+    rows = [real_row]
+    if vae is not None:
+        decoded = [vae.decode(vae.encode(v[None]).latent_dist.mode(), return_dict=False)[0][0] for v in real]
+        row, _ = _detail_row("vae", [to_uint8(v) for v in decoded], truth, real_hf, reference=real_u8)
+        rows.append(row)
+    return rows, real, truth, real_hf
+
+
+def run_vae_probe(vae_dir, world: str = "v2", split: str = "train", num_videos: int = 24, base_seed: int = 0
+                  ) -> dict:
+    """Only the `real` and `vae` rows, for a VAE folder (a run's stages/vae, before its
+    transformer exists) on a named world of `WORLDS`."""
+    from diffusers import AutoencoderKLWan
+
+    from ..data.procedural import world_preset
+
+    vae = AutoencoderKLWan.from_pretrained(vae_dir).eval()
+    pairs = benchmark_prompts(split, num_videos, base_seed)
+    rows, _, truth, _ = reference_rows(pairs, world_preset(world), vae)
+    return {"model": f"{vae_dir} (VAE only)", "split": split, "num_videos": num_videos, "base_seed": base_seed,
+            "guidance_scale": None, "truth_distractors": truth, "world": world, "rows": rows}
+
+
+@torch.no_grad()
 def run_world_probe(model, steps: tuple[int, ...] = (50, 5, 2), split: str = "train", num_videos: int = 24,
                     base_seed: int = 0, guidance_scale: float | None = None, vae: bool = True) -> dict:
     """Rows as described in the module docstring; returns a JSON-ready dict
@@ -79,17 +112,7 @@ def run_world_probe(model, steps: tuple[int, ...] = (50, 5, 2), split: str = "tr
     world = world_of_pipeline(pipe)
     pairs = benchmark_prompts(split, num_videos, base_seed)
     prompts, seeds = [p for p, _ in pairs], [s for _, s in pairs]
-    real, specs = _real_clips(pairs, world)
-    truth = float(np.mean([len(s.distractors) for s in specs]))
-    real_u8 = [to_uint8(v) for v in real]
-    real_row, _ = _detail_row("real", real_u8, truth, 1.0)
-    real_hf = real_row["hf_share"]
-    real_row["hf_ratio"] = 1.0
-    rows = [real_row]
-    if vae:
-        decoded = [pipe.vae.decode(pipe.vae.encode(v[None]).latent_dist.mode(), return_dict=False)[0][0] for v in real]
-        row, _ = _detail_row("vae", [to_uint8(v) for v in decoded], truth, real_hf, reference=real_u8)
-        rows.append(row)
+    rows, _, truth, real_hf = reference_rows(pairs, world, pipe.vae if vae else None)
     reference = None
     for n in steps:
         t = time.perf_counter()
@@ -137,8 +160,13 @@ def cmd_world_probe(args: argparse.Namespace) -> int:
     steps = tuple(int(s) for s in args.steps.split(",") if s.strip())
     if args.num_videos < 1:
         raise ValueError(f"`--num-videos` must be an integer >= 1 but is {args.num_videos}.")
-    result = run_world_probe(args.model, steps, args.split, args.num_videos, args.seed, args.guidance,
-                             vae=not args.no_vae)
+    if (args.model is None) == (args.vae_dir is None):
+        raise ValueError(f"give exactly one of `--model` and `--vae-dir` but got {args.model!r} and {args.vae_dir!r}.")
+    if args.vae_dir is not None:
+        result = run_vae_probe(args.vae_dir, args.world, args.split, args.num_videos, args.seed)
+    else:
+        result = run_world_probe(args.model, steps, args.split, args.num_videos, args.seed, args.guidance,
+                                 vae=not args.no_vae)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2, default=str)
@@ -149,7 +177,10 @@ def cmd_world_probe(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("world-probe", help="detail lost at few steps: ProcBench, PSNR to the first step count, "
                                            "distractor recall, high-frequency ratio")
-    p.add_argument("--model", required=True, help="model name or pipeline folder")
+    p.add_argument("--model", default=None, help="model name or pipeline folder")
+    p.add_argument("--vae-dir", default=None, help="instead of --model: only the real and VAE round-trip rows "
+                                                   "of this VAE folder (e.g. RUN/stages/vae) on --world")
+    p.add_argument("--world", default="v2", help="named world for --vae-dir (v1, v2)")
     p.add_argument("--steps", default="50,5,2", help="comma-separated step counts; the first is the reference")
     p.add_argument("--split", default="train")
     p.add_argument("--num-videos", type=int, default=24)
