@@ -129,5 +129,11 @@ def test_v2_world_and_model_config_reach_the_pipeline_and_snapshot(tmp_path):
     final, snapped = pipe.transformer.state_dict(), load_pipeline(snap).transformer.state_dict()
     assert all(torch.equal(final[k], snapped[k]) for k in final)
     assert json.loads((snap / "accvideo_sampling.json").read_text())["snapshot_step"] == 4
+    raw = export_snapshot(tmp_path, weights="raw")
+    assert raw.name == "pipeline-step4-raw"
+    trained = load_pipeline(raw).transformer.state_dict()
+    assert not all(torch.equal(final[k], trained[k]) for k in final)  # the EMA lags the trained weights
     with pytest.raises(ValueError, match="run"):
         export_snapshot(tmp_path / "missing")
+    with pytest.raises(ValueError, match="weights"):
+        export_snapshot(tmp_path, weights="best")
