@@ -96,9 +96,10 @@ def run_vae_probe(vae_dir, world: str = "v2", split: str = "train", num_videos: 
 
     vae = AutoencoderKLWan.from_pretrained(vae_dir).eval()
     pairs = benchmark_prompts(split, num_videos, base_seed)
-    rows, _, truth, _ = reference_rows(pairs, world_preset(world), vae)
+    config = world_preset(world)
+    rows, _, truth, _ = reference_rows(pairs, config, vae)
     return {"model": f"{vae_dir} (VAE only)", "split": split, "num_videos": num_videos, "base_seed": base_seed,
-            "guidance_scale": None, "truth_distractors": truth, "world": world, "rows": rows}
+            "guidance_scale": None, "truth_distractors": truth, "world": dataclasses.asdict(config), "rows": rows}
 
 
 @torch.no_grad()
