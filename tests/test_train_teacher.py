@@ -150,3 +150,30 @@ def test_torchrun_two_processes_gloo(tmp_path):
     # only rank 0 logs: one metrics line per step, not two
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if r["stage"] == "transformer"] == [1, 2, 3, 4]
+
+
+def test_v2_world_and_model_config_reach_the_pipeline_and_snapshot(tmp_path):
+    """`model.*` overrides shape the teacher; its world is recorded for the evaluators; a
+    snapshot of the last checkpoint is the finished pipeline when the run is done."""
+    from accvideo.eval.procbench import world_of_model
+    from accvideo.models.registry import load_model
+    from accvideo.training.snapshot import export_snapshot
+
+    cfg = fast_config("model.world.num_distractors=2,3", "model.num_layers=1", "model.head_dim=16")
+    teacher.train_teacher(cfg, tmp_path)
+    pipe = load_model(tmp_path / "pipeline")
+    assert pipe.transformer.config.num_layers == 1 and pipe.transformer.config.attention_head_dim == 16
+    assert world_of_model(pipe).num_distractors == (2, 3)
+    snap = export_snapshot(tmp_path)
+    assert snap.name == "pipeline-step4"
+    final, snapped = pipe.transformer.state_dict(), load_model(snap).transformer.state_dict()
+    assert all(torch.equal(final[k], snapped[k]) for k in final)
+    assert json.loads((snap / "accvideo_sampling.json").read_text())["snapshot_step"] == 4
+    raw = export_snapshot(tmp_path, weights="raw")
+    assert raw.name == "pipeline-step4-raw"
+    trained = load_model(raw).transformer.state_dict()
+    assert not all(torch.equal(final[k], trained[k]) for k in final)  # the EMA lags the trained weights
+    with pytest.raises(ValueError, match="run"):
+        export_snapshot(tmp_path / "missing")
+    with pytest.raises(ValueError, match="weights"):
+        export_snapshot(tmp_path, weights="best")

@@ -127,3 +127,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--csv", default=None, help="write one row per model to this CSV file")
     p.add_argument("--plot", default=None, help="write a stage-time chart (.png/.svg/.pdf or .html)")
     p.set_defaults(func=cmd_bench)
+
+    from accvideo.eval.world_probe import add_parser as add_world_probe  # world v2 detail: what few steps lose
+
+    add_world_probe(sub)

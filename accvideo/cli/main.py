@@ -226,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_synvid_parsers(sub)
 
-    from accvideo.cli.eval import add_parsers as add_eval_parsers  # eval (ProcBench) and bench
+    from accvideo.training.snapshot import add_parser as add_snapshot_parser  # teacher-snapshot
+
+    add_snapshot_parser(sub)
+
+    from accvideo.cli.eval import add_parsers as add_eval_parsers  # eval (ProcBench), bench, world-probe
 
     add_eval_parsers(sub)
 

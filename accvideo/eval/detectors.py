@@ -126,21 +126,28 @@ def _shape_stats(coverage: np.ndarray) -> tuple[float, float]:
     return fill, asymmetry
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected blob of a bool mask (H, W): stray bright pixels are not the object.
+def components(mask: np.ndarray) -> np.ndarray:
+    """4-connected blobs of a bool mask (H, W): int labels (H, W), 0 outside the mask, one
+    distinct positive label per blob (not consecutive).
 
     Labels spread by taking the neighbourhood maximum inside the mask until nothing changes
-    (at most the blob's diameter in iterations; 32 x 32 frames make that cheap)."""
-    if not mask.any():
-        return mask
+    (at most a blob's diameter in iterations; 32 x 32 frames make that cheap)."""
     labels = np.where(mask, np.arange(1, mask.size + 1).reshape(mask.shape), 0)
-    while True:
+    while mask.any():
         padded = np.pad(labels, 1)
         spread = np.maximum.reduce([labels, padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
         spread = np.where(mask, spread, 0)
         if np.array_equal(spread, labels):
             break
         labels = spread
+    return labels
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected blob of a bool mask (H, W): stray bright pixels are not the object."""
+    if not mask.any():
+        return mask
+    labels = components(mask)
     values, counts = np.unique(labels[mask], return_counts=True)
     return labels == values[np.argmax(counts)]
 

@@ -22,6 +22,7 @@ directions, so every model is scored on the same prompts and the same initial no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -122,12 +123,13 @@ def total_score(scores: dict[str, float]) -> float:
 
 
 def score_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] | None = None,
-                 reference_videos: list[np.ndarray] | None = None, real_per_video: int = REAL_PER_VIDEO
-                 ) -> tuple[dict[str, float], pd.DataFrame]:
+                 reference_videos: list[np.ndarray] | None = None, real_per_video: int = REAL_PER_VIDEO,
+                 world: WorldConfig | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Score uint8 videos (each (T, H, W, 3)) against their prompts.
 
     `seeds` key the real reference clips of the Frechet distance (default 0, 1, ...);
     `reference_videos` (same prompts and seeds, e.g. the teacher's) add PSNR agreement.
+    `world` (default v1) is the world of the real clips; its size follows the videos'.
     Returns (scores, per-video DataFrame).
     """
     if len(videos) != len(prompts) or len(videos) < 1:
@@ -142,7 +144,7 @@ def score_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] 
         found = detect(video)
         features.append(video_features(video, found))
         real_features.extend(video_features(v) for v in real_videos(prompt, seed, real_per_video,
-                                                                    _world_of(video)))
+                                                                    _world_of(video, world)))
         row = {"index": i, "prompt": prompt, "seed": seed, "color": color, "shape": shape, "direction": direction,
                "found": found.found, "detected_color": found.color, "detected_shape": found.shape,
                "detected_direction": found.direction,
@@ -170,10 +172,19 @@ def score_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] 
     return scores, table
 
 
-def _world_of(video: np.ndarray) -> WorldConfig:
-    """The world size matching a generated video, so real references have the same shape."""
+def _world_of(video: np.ndarray, world: WorldConfig | None = None) -> WorldConfig:
+    """`world` (default v1) at the size of a generated video, so real references have its shape."""
     t, h, w = np.asarray(video).shape[:3]
-    return WorldConfig(height=h, width=w, num_frames=t)
+    return dataclasses.replace(world or WorldConfig(), height=h, width=w, num_frames=t)
+
+
+def world_of_model(model) -> WorldConfig:
+    """The world a model (a LoadedModel) was trained on: `world` in its sampling defaults (v2
+    teachers and their students record it), else v1 (the bundled models predate the field)."""
+    from accvideo.util.config import from_dict
+
+    recorded = model.sampling.get("world")
+    return from_dict(WorldConfig, recorded) if recorded else WorldConfig()
 
 
 def _check_steps(num_steps) -> None:
@@ -224,7 +235,7 @@ def run_procbench(model, num_steps: int | None = None, split: str = "train", num
         reference_videos, _ = generate_videos(ref_model, pairs, reference_steps, desc="reference")
     t = time.perf_counter()
     scores, table = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs], reference_videos,
-                                 real_per_video)
+                                 real_per_video, world_of_model(loaded))
     log.info("scored %d videos in %.1fs: total %.1f", len(videos), time.perf_counter() - t, scores["total"])
     first = results[0]
     timings = {k: float(np.mean([r.timings[k] for r in results])) for k in first.timings}

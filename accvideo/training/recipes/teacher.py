@@ -17,6 +17,7 @@ Output folder layout:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -92,6 +93,9 @@ class TeacherTrainConfig:
     vae: VAEStageConfig = field(default_factory=VAEStageConfig)
     transformer: TransformerStageConfig = field(default_factory=TransformerStageConfig)
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    # Architecture and world (`model.world`, e.g. `--set model.world.num_distractors=2,3` or
+    # configs/teacher-world-v2.yaml). The defaults are the bundled v1 teacher's.
+    model: TinyConfig = field(default_factory=TinyConfig)
 
     def validate(self) -> None:
         if self.preset != "tiny":
@@ -105,6 +109,14 @@ class TeacherTrainConfig:
                 raise ValueError(f"`{name}` must be >= 1 but is {value}.")
         if (self.vae.num_frames - 1) % 4 != 0:
             raise ValueError(f"`vae.num_frames` must be 4k + 1 but is {self.vae.num_frames}.")
+
+
+def sampling_defaults(cfg: TeacherTrainConfig) -> dict:
+    """The teacher's `accvideo_sampling.json`: steps, guidance, shift, clip size and its world."""
+    tiny = cfg.model
+    return {"role": "teacher", **to_dict(cfg.sampling), "height": tiny.world.height, "width": tiny.world.width,
+            "num_frames": tiny.world.num_frames, "max_sequence_length": tiny.max_sequence_length,
+            "world": to_dict(tiny.world)}  # evaluators render real clips of this world
 
 
 @torch.no_grad()
@@ -159,7 +171,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         torch.set_num_threads(cfg.threads)
     out = Path(out)
     stages = out / "stages"
-    tiny = TinyConfig()
+    tiny = cfg.model
     t_start = time.perf_counter()
     summary: dict = {"config": to_dict(cfg), "world_size": info.world_size}
     try:
@@ -181,8 +193,8 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         vae_dir = stages / "vae"
         if not (vae_dir / "config.json").exists():
             v = cfg.vae
-            method = VAEMethod(pipe.vae, WorldConfig(num_frames=v.num_frames), cfg.split, v.kl_weight,
-                               v.foreground_weight)
+            vae_world = dataclasses.replace(tiny.world, num_frames=v.num_frames)
+            method = VAEMethod(pipe.vae, vae_world, cfg.split, v.kl_weight, v.foreground_weight)
             torch.manual_seed(cfg.seed + info.rank)
             if resume and info.is_main:
                 _upgrade_checkpoint(out / "checkpoints" / "vae.pt", "vae")
@@ -234,10 +246,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         if info.is_main:
             pipe.transformer = ema.model.eval()
             pipe.save_pretrained(out / "pipeline")
-            sampling = {"role": "teacher", **to_dict(cfg.sampling), "height": tiny.world.height,
-                        "width": tiny.world.width, "num_frames": tiny.world.num_frames,
-                        "max_sequence_length": tiny.max_sequence_length}
-            atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(sampling, indent=2))
+            atomic_write_text(out / "pipeline" / SAMPLING_FILE, json.dumps(sampling_defaults(cfg), indent=2))
             write_hashes(out / "pipeline")
             summary["wall_s"] = time.perf_counter() - t_start
             summary["num_params"] = {

@@ -15,6 +15,7 @@ first, as diffusers video models take them).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -74,6 +75,27 @@ class WorldConfig:
     num_frames: int = 9
     radius_range: tuple[float, float] = (4.5, 6.0)
     speed_range: tuple[float, float] = (1.25, 2.0)  # pixels per frame
+    # v2 detail: small objects the prompt does not name (see `WORLDS` and docs/WORLD.md).
+    # (0, 0) draws none and no random numbers, so v1 clips stay bit-identical.
+    num_distractors: tuple[int, int] = (0, 0)  # inclusive range per clip
+    distractor_radius_range: tuple[float, float] = (2.0, 3.0)
+    distractor_gap: float = 1.0  # min pixels between a distractor and any earlier object, every frame
+
+
+# Named worlds. v1: one object on black (the bundled models' world, kept small for fast tests).
+# v2: v1 plus 2-3 small unprompted objects, detail that few Euler steps drop or merge
+# (measured in docs/WORLD.md).
+WORLDS: dict[str, WorldConfig] = {
+    "v1": WorldConfig(),
+    "v2": WorldConfig(num_distractors=(2, 3)),
+}
+
+
+def world_preset(name: str) -> WorldConfig:
+    """The named world of `WORLDS`; raises ValueError naming the allowed names."""
+    if name not in WORLDS:
+        raise ValueError(f"`world` must be one of {list(WORLDS)} but is {name!r}.")
+    return WORLDS[name]
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,9 @@ class ClipSpec:
     radius: float
     speed: float
     start: tuple[float, float]  # (x, y) of the centre in pixels at frame 0
+    # v2: unprompted objects, drawn under the prompted one in this order (each is a ClipSpec
+    # whose own `distractors` is empty); empty in v1.
+    distractors: tuple[ClipSpec, ...] = ()
 
     @property
     def prompt(self) -> str:
@@ -123,7 +148,12 @@ def sample_spec(rng: np.random.Generator, world: WorldConfig = WorldConfig(), sp
         if high < low:
             raise ValueError(f"`world` is too small for radius {radius:.1f} and travel {travel:.1f}: {world}")
         start.append(float(rng.uniform(low, high)))
-    return ClipSpec(color, shape, direction, radius, speed, (start[0], start[1]))
+    spec = ClipSpec(color, shape, direction, radius, speed, (start[0], start[1]))
+    if world.num_distractors[1] > 0:  # after every v1 draw, so v1 clips keep their numbers
+        from .distractors import add_distractors
+
+        spec = add_distractors(spec, rng, world)
+    return spec
 
 
 def _coverage(shape: str, px: np.ndarray, py: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
@@ -143,6 +173,10 @@ def _coverage(shape: str, px: np.ndarray, py: np.ndarray, cx: float, cy: float, 
 
 def render(spec: ClipSpec, world: WorldConfig = WorldConfig()) -> torch.Tensor:
     """Render a clip. Returns float32 (3, num_frames, height, width) in [-1, 1]."""
+    if spec.distractors:
+        from .distractors import render_layers
+
+        return render_layers(spec, world)
     s = SUPERSAMPLE
     ys, xs = np.mgrid[0 : world.height * s, 0 : world.width * s]
     px, py = (xs + 0.5) / s, (ys + 0.5) / s
@@ -156,9 +190,10 @@ def render(spec: ClipSpec, world: WorldConfig = WorldConfig()) -> torch.Tensor:
 
 
 def object_masks(spec: ClipSpec, world: WorldConfig = WorldConfig()) -> torch.Tensor:
-    """Fractional coverage of the object per pixel, shape (num_frames, height, width) in [0, 1]."""
+    """Fractional coverage of the prompted object per pixel, shape (num_frames, height, width) in
+    [0, 1]. It is drawn on top, so its distractors do not change it."""
     color = torch.tensor(COLORS[spec.color])
-    video = (render(spec, world) + 1) / 2
+    video = (render(dataclasses.replace(spec, distractors=()), world) + 1) / 2
     return video.max(dim=0).values / color.max()
 
 
