@@ -121,6 +121,26 @@ class ClipSpec:
         return np.asarray(self.start)[None, :] + t * self.speed * np.array([dx, dy])[None, :]
 
 
+def draw_start(rng: np.random.Generator, world: WorldConfig, direction: str, radius: float, speed: float
+               ) -> tuple[float, float] | None:
+    """A start (x, y) that keeps the whole shape inside the frame for the whole clip, x drawn before
+    y; None (after the draws made so far) when the frame is too small on an axis."""
+    travel = speed * (world.num_frames - 1)
+    dx, dy = DIRECTIONS[direction]
+    margin = radius + 1.0
+    start = []
+    for d, size in ((dx, world.width), (dy, world.height)):
+        low, high = margin, size - margin
+        if d > 0:
+            high -= travel
+        elif d < 0:
+            low += travel
+        if high < low:
+            return None
+        start.append(float(rng.uniform(low, high)))
+    return start[0], start[1]
+
+
 def sample_spec(rng: np.random.Generator, world: WorldConfig = WorldConfig(), split: str = "train",
                 combo: tuple[str, str, str] | None = None) -> ClipSpec:
     """Draw a clip: a combination from `split` (or the given `combo`), then size, speed, start.
@@ -135,20 +155,11 @@ def sample_spec(rng: np.random.Generator, world: WorldConfig = WorldConfig(), sp
     color, shape, direction = combo
     radius = float(rng.uniform(*world.radius_range))
     speed = float(rng.uniform(*world.speed_range))
-    travel = speed * (world.num_frames - 1)
-    dx, dy = DIRECTIONS[direction]
-    margin = radius + 1.0
-    start = []
-    for d, size in ((dx, world.width), (dy, world.height)):
-        low, high = margin, size - margin
-        if d > 0:
-            high -= travel
-        elif d < 0:
-            low += travel
-        if high < low:
-            raise ValueError(f"`world` is too small for radius {radius:.1f} and travel {travel:.1f}: {world}")
-        start.append(float(rng.uniform(low, high)))
-    spec = ClipSpec(color, shape, direction, radius, speed, (start[0], start[1]))
+    start = draw_start(rng, world, direction, radius, speed)
+    if start is None:
+        travel = speed * (world.num_frames - 1)
+        raise ValueError(f"`world` is too small for radius {radius:.1f} and travel {travel:.1f}: {world}")
+    spec = ClipSpec(color, shape, direction, radius, speed, start)
     if world.num_distractors[1] > 0:  # after every v1 draw, so v1 clips keep their numbers
         from .distractors import add_distractors
 

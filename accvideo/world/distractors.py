@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from accvideo.world import COLORS, DIRECTIONS, SHAPES, SUPERSAMPLE, ClipSpec, WorldConfig, _coverage
+from accvideo.world import COLORS, DIRECTIONS, SHAPES, SUPERSAMPLE, ClipSpec, WorldConfig, _coverage, draw_start
 
 _TRIES = 20
 
@@ -33,25 +33,6 @@ def _check_world(world: WorldConfig) -> None:
     rlo, rhi = world.distractor_radius_range
     if not 0 < rlo <= rhi:
         raise ValueError(f"`distractor_radius_range` must be (lo, hi) with 0 < lo <= hi but is {(rlo, rhi)}.")
-
-
-def _start(rng: np.random.Generator, world: WorldConfig, direction: str, radius: float, speed: float
-           ) -> tuple[float, float] | None:
-    """A start (x, y) keeping the whole shape inside the frame for the clip; None if none fits."""
-    travel = speed * (world.num_frames - 1)
-    dx, dy = DIRECTIONS[direction]
-    margin = radius + 1.0
-    start = []
-    for d, size in ((dx, world.width), (dy, world.height)):
-        low, high = margin, size - margin
-        if d > 0:
-            high -= travel
-        elif d < 0:
-            low += travel
-        if high < low:
-            return None
-        start.append(float(rng.uniform(low, high)))
-    return start[0], start[1]
 
 
 def _clear(candidate: ClipSpec, placed: list[ClipSpec], world: WorldConfig) -> bool:
@@ -79,7 +60,7 @@ def add_distractors(spec: ClipSpec, rng: np.random.Generator, world: WorldConfig
         radius = float(rng.uniform(*world.distractor_radius_range))
         speed = float(rng.uniform(*world.speed_range))
         for _ in range(_TRIES):
-            start = _start(rng, world, direction, radius, speed)
+            start = draw_start(rng, world, direction, radius, speed)
             if start is None:
                 break
             candidate = ClipSpec(color, shape, direction, radius, speed, start)
