@@ -92,6 +92,26 @@ def test_ema_hook_averages_each_step(tmp_path):
         run_training(LinearMethod(), config(), config(), tmp_path / "bad", hooks=[EMA("student", 0.9)])
 
 
+def test_ema_warmup_follows_the_step_count_and_resumes(tmp_path):
+    """With warm-up, update n uses min(decay, (1 + n) / (10 + n)): 0.1 at the first step, so the
+    average moves 90% of the way instead of 0.1%; the counter is checkpointed and restored."""
+    method = LinearMethod()
+    ema = EMA("model", 0.999, warmup=True)
+    start = method.model.weight.detach().clone()
+    run_training(method, config(steps=1), config(steps=1), tmp_path, hooks=[ema])
+    assert torch.allclose(ema.model.weight, start + 0.9 * (method.model.weight.detach() - start))
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["hooks"]["ema"]
+    again = EMA("model", 0.999, warmup=True)
+    again.setup({"model": LinearMethod().model})
+    again.load_state_dict(state)
+    assert again.updates == 1 and torch.equal(again.model.weight, ema.model.weight)
+    plain = EMA("model", 0.999)
+    plain.setup({"model": LinearMethod().model})
+    with pytest.raises(ValueError, match="trained without the EMA warm-up"):
+        again.load_state_dict({k: v for k, v in state.items() if k != EMA.UPDATES})
+    plain.load_state_dict(state)  # a warm-up state loads into a plain EMA: the counter is dropped
+
+
 def test_micro_batches_accumulate(tmp_path):
     method = LinearMethod()
     run_training(method, config(steps=2, grad_accum=3), config(), tmp_path)

@@ -72,6 +72,9 @@ class TransformerStageConfig:
     caption_dropout: float = 0.1  # empty prompt this often, so classifier-free guidance works
     num_clips: int = 6000  # clips rendered and encoded once, then reused
     ema_decay: float = 0.999
+    # decay min(ema_decay, (1 + n) / (10 + n)) at update n: off for the bundled v1 teacher (it
+    # trained without), on for v2 (configs/teacher-world-v2.yaml; short runs' EMA was mostly init)
+    ema_warmup: bool = False
     grad_clip: float = 1.0
 
 
@@ -234,7 +237,7 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
         t = cfg.transformer
         method = FlowMatchingMethod(pipe.transformer, x_all, cond, prompt_index, len(unique), cfg.sampling.shift,
                                     t.caption_dropout)
-        ema = EMA("transformer", t.ema_decay)
+        ema = EMA("transformer", t.ema_decay, warmup=t.ema_warmup)
         if resume and info.is_main:
             _upgrade_checkpoint(out / "checkpoints" / "transformer.pt", "transformer")
         distributed.barrier(info)
