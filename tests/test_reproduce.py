@@ -104,3 +104,18 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     again = run_reproduce(out, "smoke", results=results)
     assert {s: again["stages"][s]["wall_s"] for s in STAGES if s not in ("report", "bundle")} == \
         {s: before["stages"][s]["wall_s"] for s in STAGES if s not in ("report", "bundle")}
+
+
+def test_tiny_v2_preset_trains_the_world_v2_teacher():
+    """`reproduce --preset tiny-v2` trains the teacher of configs/teacher-world-v2.yaml: v2's world
+    and architecture, with the EMA warm-up (docs/WORLD.md)."""
+    from accvideo.experiments.reproduce import PRESETS
+    from accvideo.training.recipes.teacher import TeacherTrainConfig
+    from accvideo.util.config import load_config
+
+    preset = PRESETS["tiny-v2"]
+    cfg = load_config(TeacherTrainConfig, preset.teacher_config, ["preset=tiny", *preset.teacher_overrides])
+    cfg.validate()
+    assert cfg.model.world.num_distractors == (2, 3) and cfg.model.num_layers == 6 and cfg.model.head_dim == 48
+    assert cfg.transformer.ema_warmup and cfg.transformer.steps == 5000
+    assert PRESETS["tiny"].teacher_config is None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 @dataclass
@@ -10,6 +13,7 @@ class Preset:
     """Sizes of every stage. `tiny` makes the bundled models; `smoke` is the same path in about
     a minute, for tests (its models are not meant to be good)."""
 
+    teacher_config: Path | None = None  # a TeacherTrainConfig YAML (architecture, world), then the overrides
     teacher_overrides: tuple[str, ...] = ()
     synvid_num_prompts: int | None = None  # None: every train prompt
     synvid_samples_per_prompt: int = 6
@@ -37,6 +41,8 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(),
+    # world v2 (docs/WORLD.md): its larger teacher; the stages after it are tiny's until measured
+    "tiny-v2": replace(Preset(), teacher_config=CONFIGS / "teacher-world-v2.yaml"),
     "smoke": Preset(
         teacher_overrides=("vae.steps=3", "vae.stats_clips=8", "transformer.steps=4", "transformer.num_clips=32",
                            "transformer.batch_size=4", "vae.batch_size=2", "checkpoint_every=2", "log_every=1"),

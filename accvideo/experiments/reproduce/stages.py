@@ -107,7 +107,7 @@ def stage_teacher(p: Paths, preset: Preset) -> dict:
         # finished before (e.g. by the same `train-teacher` command): rerunning would only
         # overwrite its summary, so read it instead
         return {"teacher_wall_s": json.loads(summary_file.read_text()).get("wall_s")}
-    cfg = load_config(TeacherTrainConfig, None, ["preset=tiny", *preset.teacher_overrides])
+    cfg = load_config(TeacherTrainConfig, preset.teacher_config, ["preset=tiny", *preset.teacher_overrides])
     summary = train_teacher(cfg, p.teacher_run, resume=True)
     return {"teacher_wall_s": summary.get("wall_s")}
 
