@@ -36,6 +36,15 @@ class SampleResult:
     num_evals: int = 0
 
 
+def check_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
+    """A sampler's schedule: 1-D, at least 2 values, strictly decreasing; returned unchanged."""
+    if sigmas.ndim != 1 or len(sigmas) < 2:
+        raise ValueError(f"`sigmas` must be a 1-D schedule of >= 2 values but has shape {tuple(sigmas.shape)}.")
+    if not bool((sigmas[1:] < sigmas[:-1]).all()):
+        raise ValueError(f"`sigmas` must be strictly decreasing but is {sigmas.tolist()}.")
+    return sigmas
+
+
 def euler_sample(
     velocity: VelocityFn,
     x: torch.Tensor,
@@ -55,11 +64,7 @@ def euler_sample(
         interrupt: polled before each step; returning True raises `SamplingInterrupted`.
         return_trajectory: keep every intermediate state (memory: n + 1 copies of x).
     """
-    sigmas = torch.as_tensor(sigmas)
-    if sigmas.ndim != 1 or len(sigmas) < 2:
-        raise ValueError(f"`sigmas` must be a 1-D schedule of >= 2 values but has shape {tuple(sigmas.shape)}.")
-    if not bool((sigmas[1:] < sigmas[:-1]).all()):
-        raise ValueError(f"`sigmas` must be strictly decreasing but is {sigmas.tolist()}.")
+    sigmas = check_sigmas(torch.as_tensor(sigmas))
     num_steps = len(sigmas) - 1
     states = [x] if return_trajectory else None
     for i in range(num_steps):

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from accvideo.core.sampling import SampleResult, SamplingInterrupted, StepCallback, VelocityFn
+from accvideo.core.sampling import SampleResult, SamplingInterrupted, StepCallback, VelocityFn, check_sigmas
 
 NUM_TRAIN_TIMESTEPS = 1000  # the Wan2.1 scheduler's num_train_timesteps; timestep = 1000 sigma
 
@@ -69,11 +69,7 @@ def unipc_sample(
     `callback(step_index, num_steps, sigma_next, x)` after each step; the trajectory, when
     requested, has shape (n + 1, *x.shape). One velocity call per step.
     """
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
-    if sigmas.ndim != 1 or len(sigmas) < 2:
-        raise ValueError(f"`sigmas` must be a 1-D schedule of >= 2 values but has shape {tuple(sigmas.shape)}.")
-    if not bool((sigmas[1:] < sigmas[:-1]).all()):
-        raise ValueError(f"`sigmas` must be strictly decreasing but is {sigmas.tolist()}.")
+    sigmas = check_sigmas(torch.as_tensor(sigmas, dtype=torch.float64))
     if float(sigmas[-1]) != 0.0 or float(sigmas[0]) > 1.0:
         raise ValueError(f"`sigmas` for the UniPC sampler must lie in [0, 1] and end at 0 but is {sigmas.tolist()}.")
     scheduler = flow_unipc_scheduler()
