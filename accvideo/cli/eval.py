@@ -11,7 +11,8 @@ from pathlib import Path
 from accvideo.eval.plots import plot_bench, plot_procbench
 
 _SCORE_ORDER = ("color", "shape", "motion", "semantic", "flicker", "consistency", "temporal",
-                "frechet_distance", "fidelity", "psnr", "total")
+                "frechet_distance", "fidelity", "distractor_recall", "blob_contrast", "detail", "speed_ratio",
+                "motion_fidelity", "motion_ratio", "diversity", "hf_ratio", "psnr", "total")
 
 
 def _fmt(value) -> str:
@@ -56,10 +57,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"(seeds {result.base_seed}..{result.base_seed + result.num_videos - 1})")
     print(f"steps {result.num_steps}  NFE {result.nfe}  guidance {result.guidance_scale}"
           + (f"  reference {result.reference}" if result.reference else ""))
-    print(f"{'dimension':<18}{'score':>10}")
+    print(f"{'dimension':<18}{'score':>10}  95% CI (bootstrap over videos)")
     for key in _SCORE_ORDER:
         if key in result.scores:
-            print(f"{key:<18}{_fmt(result.scores[key]):>10}")
+            ci = result.scores.get(f"{key}_ci")
+            print(f"{key:<18}{_fmt(result.scores[key]):>10}" + (f"  [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""))
     t = result.timings
     print(f"mean seconds per video: text encoder {t['text_encoder']:.4f}  denoising {t['denoising']:.4f}  "
           f"VAE decode {t['vae_decode']:.4f}  total {t['total']:.4f}")

@@ -2,6 +2,7 @@
 
 Layers: `detectors` (read colour, shape, motion from a uint8 video) -> `metrics` (flicker,
 consistency, PSNR) and `features` (hand-crafted feature map, Frechet distance) ->
+`dimensions` (set-level scores and bootstrap CIs) ->
 `procbench` (generate + score a model) and `bench` (interleaved per-stage timing) ->
 `scorer` (cached ProcBench rows against a reference), `tables` (markdown, end-to-end seconds),
 `plots` (figures, the frontier) and `grid` (the same prompts through several models) ->
@@ -17,11 +18,12 @@ import importlib
 _EXPORTS = {
     "bench": ("BenchResult", "default_models", "parse_model_spec", "run_speed_bench"),
     "detectors": ("Detection", "detect", "to_uint8"),
+    "dimensions": ("WEIGHTS_V1", "WEIGHTS_V2", "total_score"),
     "features": ("FEATURE_NAMES", "frechet_distance", "video_features"),
     "grid": ("GRID_PROMPTS", "comparison_grid"),
     "metrics": ("flicker_score", "object_consistency", "psnr"),
     "procbench": ("CHANCE", "ProcBenchResult", "benchmark_prompts", "generate_videos", "real_videos",
-                  "run_procbench", "score_videos", "total_score", "vae_roundtrip"),
+                  "run_procbench", "score_videos", "vae_roundtrip"),
     "scorer": ("Scorer",),
     "tables": ("add_bench", "markdown_table", "table_columns"),
 }

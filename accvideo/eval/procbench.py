@@ -11,9 +11,15 @@ pairs and score them:
 - agreement (optional): PSNR between the model's and a reference model's video (the teacher)
   from the same prompt and seed.
 
-total = 100 * (0.5 * semantic + 0.25 * temporal + 0.25 * fidelity), where semantic is the
-mean of the three accuracies and temporal the mean of flicker and consistency. Agreement is
-reported beside the total, not in it: it measures distillation, not video quality.
+- ProcBench v2 (`dimensions`): detail (small objects drawn, against the truth), motion
+  fidelity (speed against the truth) and diversity (spread across seeds against the real
+  clips'), and a bootstrap 95% interval `<name>_ci` for every score.
+
+On a v1 world, total = 100 * (0.5 * semantic + 0.25 * temporal + 0.25 * fidelity), where
+semantic is the mean of the three accuracies and temporal the mean of flicker and
+consistency; on a world with distractors the total also weighs detail, motion fidelity and
+diversity (`dimensions.WEIGHTS_V2`). Agreement is reported beside the total, not in it: it
+measures distillation, not video quality.
 
 Video i of a split has seed `base_seed + i` and the i-th prompt of `benchmark_prompts(split)`,
 a fixed order that cycles through the split's combinations balancing colours, shapes and
@@ -34,17 +40,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from accvideo.eval.detail import detail_stats
 from accvideo.eval.detectors import detect, to_uint8
-from accvideo.eval.features import frechet_distance, video_features
+from accvideo.eval.dimensions import NUM_RESAMPLES, Reads, aggregate, with_cis
+from accvideo.eval.features import video_features
 from accvideo.eval.metrics import flicker_score, object_consistency, psnr
-from accvideo.world import SPLITS, WorldConfig, parse_prompt, prompt_for, render, sample_spec
+from accvideo.world import DIRECTIONS, SPLITS, ClipSpec, WorldConfig, parse_prompt, prompt_for, render, sample_spec
 
 log = logging.getLogger(__name__)
 
-SEMANTIC = ("color", "shape", "motion")
-TEMPORAL = ("flicker", "consistency")
-WEIGHTS = {"semantic": 0.5, "temporal": 0.25, "fidelity": 0.25}
-FD_SCALE = 100.0  # FD of real vs real clips is ~1; mildly blurred/desaturated ~15; noise ~7000
 REAL_PER_VIDEO = 4  # real reference clips per generated video for the Frechet distance
 CHANCE = {"color": 1 / 6, "shape": 1 / 3, "motion": 1 / 4}
 _REAL_STREAM = 0x5EA1  # seeds the real reference clips apart from any generation seed
@@ -76,12 +80,19 @@ def benchmark_prompts(split: str = "train", num_videos: int = 12, base_seed: int
     return [(prompt_for(*combos[i % len(combos)]), base_seed + i) for i in range(num_videos)]
 
 
+def real_clips(prompt: str, seed: int, count: int = REAL_PER_VIDEO, world: WorldConfig = WorldConfig()
+               ) -> tuple[list[np.ndarray], list[ClipSpec]]:
+    """`count` real clips of `prompt` as uint8 (T, H, W, 3) and their specs (the truth), drawn
+    from a stream keyed by `seed`."""
+    combo = parse_prompt(prompt)
+    specs = [sample_spec(np.random.default_rng([_REAL_STREAM, seed, k]), world, combo=combo) for k in range(count)]
+    return [to_uint8(render(spec, world)) for spec in specs], specs
+
+
 def real_videos(prompt: str, seed: int, count: int = REAL_PER_VIDEO, world: WorldConfig = WorldConfig()
                 ) -> list[np.ndarray]:
     """`count` real clips of `prompt` as uint8 (T, H, W, 3), drawn from a stream keyed by `seed`."""
-    combo = parse_prompt(prompt)
-    return [to_uint8(render(sample_spec(np.random.default_rng([_REAL_STREAM, seed, k]), world, combo=combo), world))
-            for k in range(count)]
+    return real_clips(prompt, seed, count, world)[0]
 
 
 @dataclass
@@ -111,26 +122,34 @@ class ProcBenchResult:
         """JSON-ready summary (without the per-video rows)."""
         out = {k: v for k, v in asdict(self).items() if k != "videos"}
         out["total"] = self.total
+        out["total_ci"] = self.scores.get("total_ci")
         return out
 
 
-def total_score(scores: dict[str, float]) -> float:
-    """The documented weighted total in [0, 100] from per-dimension scores in [0, 1]."""
-    semantic = float(np.mean([scores[k] for k in SEMANTIC]))
-    temporal = float(np.mean([scores[k] for k in TEMPORAL]))
-    return 100.0 * (WEIGHTS["semantic"] * semantic + WEIGHTS["temporal"] * temporal
-                    + WEIGHTS["fidelity"] * scores["fidelity"])
+def _read(video: np.ndarray, detection) -> dict[str, float]:
+    """The per-video reads of the v2 dimensions (see `dimensions.Reads`) of a uint8 video (T, H, W, 3)."""
+    stats = detail_stats(video)
+    found = [f for f in detection.frames if f.found]
+    frames = np.asarray(video, dtype=np.float64)
+    return {"blobs": stats["blobs_drawn"], "peak": stats["blob_peak"], "hf": stats["hf_share"],
+            "speed": float(np.hypot(*detection.velocity)) if detection.found else 0.0,
+            "x": float(np.mean([f.centroid[0] for f in found])) if detection.found else float("nan"),
+            "y": float(np.mean([f.centroid[1] for f in found])) if detection.found else float("nan"),
+            "area": float(np.mean([f.area for f in found])) if detection.found else float("nan"),
+            "dynamic": float(np.abs(np.diff(frames, axis=0)).mean()) / 255.0 if len(frames) > 1 else 0.0}
 
 
 def score_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] | None = None,
                  reference_videos: list[np.ndarray] | None = None, real_per_video: int = REAL_PER_VIDEO,
-                 world: WorldConfig | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+                 world: WorldConfig | None = None, num_resamples: int = NUM_RESAMPLES
+                 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Score uint8 videos (each (T, H, W, 3)) against their prompts.
 
-    `seeds` key the real reference clips of the Frechet distance (default 0, 1, ...);
-    `reference_videos` (same prompts and seeds, e.g. the teacher's) add PSNR agreement.
-    `world` (default v1) is the world of the real clips; its size follows the videos'.
-    Returns (scores, per-video DataFrame).
+    `seeds` key the real reference clips (default 0, 1, ...); `reference_videos` (same prompts
+    and seeds, e.g. the teacher's) add PSNR agreement and `motion_ratio`. `world` (default v1)
+    is the world of the real clips; its size follows the videos'. Returns (scores, per-video
+    DataFrame); the scores hold every dimension of `dimensions.py` and, with
+    `num_resamples` > 0, its bootstrap 95% interval as `<name>_ci`.
     """
     if len(videos) != len(prompts) or len(videos) < 1:
         raise ValueError(f"`videos` and `prompts` must be equally long and non-empty but have lengths "
@@ -138,37 +157,40 @@ def score_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] 
     seeds = list(range(len(videos))) if seeds is None else list(seeds)
     if reference_videos is not None and len(reference_videos) != len(videos):
         raise ValueError(f"`reference_videos` must hold {len(videos)} videos but holds {len(reference_videos)}.")
-    rows, features, real_features = [], [], []
+    rows, features, real_features, real_reads, truth = [], [], [], [], []
+    directions = list(DIRECTIONS)
     for i, (video, prompt, seed) in enumerate(zip(videos, prompts, seeds)):
         color, shape, direction = parse_prompt(prompt)
         found = detect(video)
         features.append(video_features(video, found))
-        real_features.extend(video_features(v) for v in real_videos(prompt, seed, real_per_video,
-                                                                    _world_of(video, world)))
+        clips, specs = real_clips(prompt, seed, real_per_video, _world_of(video, world))
+        detections = [detect(c) for c in clips]
+        real_features.append([video_features(c, d) for c, d in zip(clips, detections)])
+        real_reads.append([_read(c, d) for c, d in zip(clips, detections)])
+        truth.append([len(spec.distractors) for spec in specs])
         row = {"index": i, "prompt": prompt, "seed": seed, "color": color, "shape": shape, "direction": direction,
                "found": found.found, "detected_color": found.color, "detected_shape": found.shape,
                "detected_direction": found.direction,
                "color_ok": found.found and found.color == color, "shape_ok": found.found and found.shape == shape,
                "motion_ok": found.found and found.direction == direction,
-               "flicker": flicker_score(video), "consistency": object_consistency(detection=found)}
+               "flicker": flicker_score(video), "consistency": object_consistency(detection=found),
+               "group": directions.index(direction), **_read(video, found)}
         if reference_videos is not None:
             row["psnr"] = psnr(video, reference_videos[i])
+            row["reference_dynamic"] = _read(reference_videos[i], detect(reference_videos[i]))["dynamic"]
         rows.append(row)
     table = pd.DataFrame(rows)
-    scores = {"color": float(table.color_ok.mean()), "shape": float(table.shape_ok.mean()),
-              "motion": float(table.motion_ok.mean()), "flicker": float(table.flicker.mean()),
-              "consistency": float(table.consistency.mean())}
-    if len(features) >= 2:
-        fd = frechet_distance(np.stack(features), np.stack(real_features))
-    else:  # one video has no covariance: compare means only (documented in EVAL.md)
-        fd = frechet_distance(np.stack(features * 2), np.stack(real_features))
-    scores["frechet_distance"] = fd
-    scores["fidelity"] = float(np.exp(-fd / FD_SCALE))
-    scores["semantic"] = float(np.mean([scores[k] for k in SEMANTIC]))
-    scores["temporal"] = float(np.mean([scores[k] for k in TEMPORAL]))
-    scores["total"] = total_score(scores)
-    if reference_videos is not None:
-        scores["psnr"] = float(table.psnr.mean())
+    keys = list(real_reads[0][0])
+    real = {k: np.array([[r[k] for r in clip_reads] for clip_reads in real_reads]) for k in keys}
+    real["truth"] = np.array(truth, dtype=np.float64)
+    reads = Reads(ok=table[["color_ok", "shape_ok", "motion_ok"]].to_numpy(dtype=np.float64),
+                  temporal=table[["flicker", "consistency"]].to_numpy(dtype=np.float64),
+                  features=np.stack(features), real_features=np.array(real_features),
+                  gen={k: table[k].to_numpy(dtype=np.float64) for k in keys}, real=real,
+                  group=table.group.to_numpy(), has_distractors=bool(real["truth"].sum() > 0),
+                  reference_dynamic=table.reference_dynamic.to_numpy() if reference_videos is not None else None,
+                  psnr=table.psnr.to_numpy() if reference_videos is not None else None)
+    scores = with_cis(reads, num_resamples) if num_resamples > 0 else aggregate(reads)
     return scores, table
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from accvideo.eval.procbench import _load, benchmark_prompts, generate_videos, score_videos
+from accvideo.eval.procbench import _load, benchmark_prompts, generate_videos, score_videos, world_of_model
 from accvideo.generation import resolve_sampling
 from accvideo.models.registry import load_model
 from accvideo.training.methods.gpd import high_frequency_ratio
@@ -22,11 +22,20 @@ from accvideo.util.io import atomic_write_text
 log = logging.getLogger("accvideo.eval.scorer")
 
 
+def _rounded(value, digits: int = 4):
+    """A score or a [lo, hi] interval, rounded for the JSON row."""
+    if isinstance(value, list | tuple):
+        return [round(float(v), digits) for v in value]
+    return round(float(value), digits)
+
+
 class Scorer:
     """ProcBench rows against one reference (the teacher at its own step count), cached as JSON.
 
     The reference videos are generated once per scorer and reused for every row's PSNR, so
-    scoring k rows costs k generations, not 2k. A row whose JSON exists is read, not rescored.
+    scoring k rows costs k generations, not 2k (the reference row itself reuses them). A row
+    whose JSON exists is read, not rescored. Every model is scored against real clips of its
+    own world (`world_of_model`), with bootstrap 95% intervals (`<name>_ci`).
     """
 
     def __init__(self, teacher, cache: str | Path, split: str = "train", num_videos: int = 32,
@@ -35,31 +44,45 @@ class Scorer:
         self.teacher_steps = teacher_steps or resolve_sampling(load_model(teacher)).num_steps
         self.cache = Path(cache)
         self.cache.mkdir(parents=True, exist_ok=True)
-        self._reference: list | None = None
+        self._reference: tuple[list, list] | None = None
 
     def reference_videos(self) -> list:
+        """The reference's videos of the scorer's (prompt, seed) pairs (uint8 (T, H, W, 3) each)."""
+        return self._reference_run()[0]
+
+    def _reference_run(self) -> tuple[list, list]:
         if self._reference is None:
             pairs = benchmark_prompts(self.split, self.num_videos)
-            self._reference, _ = generate_videos(_load(self.teacher)[0], pairs, self.teacher_steps, desc="reference")
+            self._reference = generate_videos(_load(self.teacher)[0], pairs, self.teacher_steps, desc="reference")
         return self._reference
 
-    def score(self, label: str, model, num_steps: int | None = None) -> dict:
-        """One row: ProcBench of `model` (at `num_steps`, or its own defaults), PSNR vs the reference."""
-        path = self.cache / f"{self.split}-{label.replace('/', '_').replace(' ', '_')}.json"
+    def score(self, label: str, model, num_steps: int | None = None, num_videos: int | None = None) -> dict:
+        """One row: ProcBench of `model` (at `num_steps`, or its own defaults), PSNR vs the reference,
+        on the first `num_videos` (default the scorer's, at most that) benchmark pairs."""
+        num_videos = self.num_videos if num_videos is None else num_videos
+        if not 1 <= num_videos <= self.num_videos:
+            raise ValueError(f"`num_videos` must be 1 to the scorer's {self.num_videos} but is {num_videos}.")
+        suffix = "" if num_videos == self.num_videos else f"-n{num_videos}"
+        path = self.cache / f"{self.split}-{label.replace('/', '_').replace(' ', '_')}{suffix}.json"
         if path.exists():
             return json.loads(path.read_text())
-        pairs = benchmark_prompts(self.split, self.num_videos)
+        pairs = benchmark_prompts(self.split, num_videos)
+        loaded = _load(model)[0]
         is_reference = model == self.teacher and num_steps == self.teacher_steps
-        videos, results = generate_videos(_load(model)[0], pairs, num_steps, desc=f"procbench {label}")
+        if is_reference:
+            videos, results = (x[:num_videos] for x in self._reference_run())
+        else:
+            videos, results = generate_videos(loaded, pairs, num_steps, desc=f"procbench {label}")
         scores, _ = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs],
-                                 None if is_reference else self.reference_videos())
+                                 None if is_reference else self.reference_videos()[:num_videos],
+                                 world=world_of_model(loaded))
         first = results[0]
         hf = high_frequency_ratio(torch.cat([r.latents for r in results])).mean().item()
         row = {"row": label, "model": str(model), "split": self.split, "steps": first.num_steps, "nfe": first.nfe,
-               "total": round(scores["total"], 2),
-               **{k: round(v, 4) for k, v in scores.items() if k != "total"},
+               "num_videos": num_videos, "total": round(scores["total"], 2),
+               **{k: _rounded(v) for k, v in scores.items() if k != "total"},
                "seconds_per_video": round(float(sum(r.timings["total"] for r in results) / len(results)), 4),
                "hf_energy": round(hf, 5)}
         atomic_write_text(path, json.dumps(row, indent=2))
-        log.info("%s: ProcBench %s total %.2f", label, self.split, row["total"])
+        log.info("%s: ProcBench %s total %.2f %s", label, self.split, row["total"], row.get("total_ci"))
         return row

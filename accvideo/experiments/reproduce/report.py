@@ -43,7 +43,7 @@ def _headline(rows: list[ReportRow], procbench: pd.DataFrame, bench: pd.DataFram
         r = train.loc[row.label]
         return {"model": row.headline, "steps": int(b["steps"]), "NFE": int(b["nfe"]),
                 "end to end s": round(float(b["total_s"]), 3), "speedup": f"{base_s / float(b['total_s']):.2f}x",
-                "speedup vs": row.baseline, "ProcBench total": r["total"],
+                "speedup vs": row.baseline, "ProcBench total": r["total"], "95% CI": r.get("total_ci", ""),
                 "held-out total": heldout.loc[row.label, "total"] if row.label in heldout.index else "",
                 f"PSNR to teacher@{n}": "" if pd.isna(r.get("psnr")) else f"{r['psnr']:.2f} dB"}
 
