@@ -32,6 +32,12 @@ def test_compare_teacher_and_student(manager):
     assert table.loc[0, "speedup"] == 1.0
     assert table.loc[1, "speedup"] == pytest.approx(table.loc[0, "total_s"] / table.loc[1, "total_s"], rel=0.05)
     assert [bar.name for bar in result.figure.data] == ["text encoder", "denoising", "vae decode"]
+    naive = compare.compare_models("a red circle moving left", 7, 6, ["tiny-accvideo"], naive_steps=5, manager=manager)
+    assert [label.split(":")[0] for label, _ in naive.videos] == [
+        "tiny-teacher (teacher)", "tiny-teacher at 5 steps (no distillation)", "tiny-accvideo"]
+    assert naive.table["steps"].tolist() == [6, 5, 5] and naive.table["nfe"].tolist() == [12, 10, 5]
+    assert compare.naive_default_steps(["tiny-accvideo"], manager) == 5  # the students' steps, the tab's default
+    assert compare.naive_default_steps([], manager) == 0
     again = compare.compare_models("a red circle moving left", 7, 6, [], manager=manager)
     assert again.videos[0][1] != result.videos[0][1]  # every request writes its own file
     random_seed = compare.compare_models("a red circle moving left", -1, 2, [], manager=manager).seed
@@ -56,6 +62,8 @@ def test_students_come_from_bundled_roles_and_finished_runs(manager, monkeypatch
     (("a red circle moving left", "abc", 4, []), "`seed` must be an integer"),
     (("a red circle moving left", -2, 4, []), "`seed` must be an integer"),
     (("a red circle moving left", 0, 0, []), "`teacher_steps` must be an integer in"),
+    (("a red circle moving left", 0, 4, [], -1), "`naive_steps` must be an integer in \\[0, 200\\] but is -1"),
+    (("a red circle moving left", 0, 4, [], float("nan")), "`naive_steps` must be an integer in"),
     (("a red circle moving left", 0, 4, ["tiny-nope"]), "`students` must be chosen from"),
     (("a red circle moving left", 0, 4, ["run:../../etc"]), "`students` must be chosen from"),
 ])
@@ -246,13 +254,14 @@ def test_gradio_client_compare(app_url):
     client = Client(app_url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert {"/compare", "/toy", "/launch_gpd", "/stop_job", "/resume_job", "/load_student", "/models"} <= set(api)
-    out = client.predict("a green triangle moving right", 11, 8, ["tiny-accvideo"], api_name="/compare")
-    teacher, student, hidden1, hidden2, table, plot, seed, note = out
-    video = [v["video"] if isinstance(v, dict) else v for v in (teacher, student)]  # client versions differ
+    out = client.predict("a green triangle moving right", 11, 8, ["tiny-accvideo"], 4, api_name="/compare")
+    teacher, naive, student, hidden1, hidden2, table, plot, seed, note = out
+    video = [v["video"] if isinstance(v, dict) else v for v in (teacher, naive, student)]  # client versions differ
     assert all(Path(v).stat().st_size > 0 and v.endswith(".mp4") for v in video)
     assert hidden1 is None and hidden2 is None
     frame = pd.DataFrame(table["data"], columns=table["headers"])
-    assert frame["model"].tolist() == ["tiny-teacher (teacher)", "tiny-accvideo"]
+    assert frame["model"].tolist() == ["tiny-teacher (teacher)", "tiny-teacher at 4 steps (no distillation)",
+                                       "tiny-accvideo"]
     assert frame["speedup"].iloc[1] > 1 and seed == 11 and "tiny-accvideo" in note
     with pytest.raises(Exception, match="must be a non-empty string"):
         client.predict("  ", 0, 8, [], api_name="/compare")
@@ -264,7 +273,7 @@ def test_gradio_client_compare(app_url):
 # (a sentence naming the argument, or the M slider's own range check: the keyword reached the right field).
 # No call starts a job.
 KEYWORD_CALLS = {
-    "/compare": (dict(prompt="a red circle moving left", seed=3, teacher_steps=2, students=[]), None),
+    "/compare": (dict(prompt="a red circle moving left", seed=3, teacher_steps=2, students=[], naive_steps=1), None),
     "/toy": (dict(M=9, noise_mismatch=False, lower=-1.0, upper=1.0, num_points=400), "maximum value 5"),
     "/launch_synvid": (dict(name="s-1", teacher="tiny-teacher", preset="train", num_steps=1, samples_per_prompt=1,
                             store="all", nproc=1), "`num_steps` must be an integer in"),

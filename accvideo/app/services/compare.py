@@ -31,7 +31,8 @@ from .models import available_students
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "accvideo-outputs"
 EXAMPLE_PROMPTS = [prompt_for(*c) for c in TRAIN_COMBOS[::11]]
 STAGES = ("text_encoder", "denoising", "vae_decode")
-MAX_STUDENTS = 3  # video slots beside the teacher's
+MAX_STUDENTS = 3  # student video slots beside the teacher's and the naive teacher's
+NUM_SLOTS = 2 + MAX_STUDENTS
 GENERATE_LOCK = threading.Lock()  # one generation at a time: the cores are shared, the queue waits
 
 
@@ -48,6 +49,18 @@ def teacher_default_steps(model: str) -> int:
         return read_sampling_defaults(resolve_model(model)).get("num_steps", 50)
     except ValueError:
         return 50
+
+
+def naive_default_steps(students: list[str], manager: JobManager | None = None) -> int:
+    """The saved steps of the first of `students` (the naive teacher's default in Compare), 0 without one."""
+    known = available_students(manager)
+    for name in students or []:
+        if name in known:
+            try:
+                return int(read_sampling_defaults(resolve_model(known[name])).get("num_steps", 0))
+            except ValueError:
+                return 0
+    return 0
 
 
 def generate_video(model: str, prompt: str, seed, steps, guidance) -> tuple[str, pd.DataFrame, int]:
@@ -109,18 +122,21 @@ def timing_figure(table: pd.DataFrame) -> go.Figure:
 
 
 def speedup_note(table: pd.DataFrame) -> str:
-    """Markdown: each student's end-to-end speedup over the teacher (the table's first row)."""
+    """Markdown: each other row's end-to-end speedup over the teacher (the table's first row)."""
     speedups = ", ".join(f"{m}: **{s:.2f}x**" for m, s in zip(table["model"][1:], table["speedup"][1:]))
     return f"Speedup over the teacher (end to end): {speedups}" if speedups else "No student chosen."
 
 
-def compare_models(prompt, seed, teacher_steps, students, teacher: str = "tiny-teacher",
+def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher: str = "tiny-teacher",
                    manager: JobManager | None = None) -> CompareResult:
-    """Run the teacher at `teacher_steps` and each chosen student at its own saved steps, on one prompt
-    and seed. Raises ValueError for an empty prompt, a bad seed or step count, or an unknown student."""
+    """Run the teacher at `teacher_steps`, the same teacher at `naive_steps` (no distillation; 0:
+    left out) and each chosen student at its own saved steps, on one prompt and seed. The naive
+    row is what a student must beat: the teacher simply sampled with as few steps. Raises
+    ValueError for an empty prompt, a bad seed or step count, or an unknown student."""
     prompt = check_prompt(prompt)
     seed = check_seed(seed)
     teacher_steps = check_int(teacher_steps, "teacher_steps", 1, 200)
+    naive_steps = check_int(0 if naive_steps is None else naive_steps, "naive_steps", 0, 200)
     students = list(students or [])
     known = available_students(manager)
     for name in students:
@@ -131,7 +147,9 @@ def compare_models(prompt, seed, teacher_steps, students, teacher: str = "tiny-t
     resolve_model(teacher)  # a missing teacher fails before any work
     rows, videos = [], []
     with GENERATE_LOCK:
-        for label, ref, steps in [(f"{Path(str(teacher)).name} (teacher)", teacher, teacher_steps),
+        name = Path(str(teacher)).name
+        naive = [(f"{name} at {naive_steps} steps (no distillation)", teacher, naive_steps)] if naive_steps else []
+        for label, ref, steps in [(f"{name} (teacher)", teacher, teacher_steps), *naive,
                                   *[(name, known[name], None) for name in students]]:
             row, path = _timed_video(ref, label, prompt, seed, steps)
             rows.append(row)
