@@ -16,11 +16,18 @@ def table_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in columns if c in table.columns]
 
 
+def _cell(value) -> str:
+    """A table cell: blank for missing, an interval as [lo, hi]."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "]"
+    return "" if pd.isna(value) else str(value)
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub markdown table of a DataFrame (no extra dependency)."""
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
