@@ -100,3 +100,16 @@ def test_a_corrupt_last_checkpoint_resumes_from_the_previous_to_the_same_end(tmp
     assert f"checkpoint '{last}' is corrupt" in caplog.text
     assert torch.equal(resumed.model.weight, straight.model.weight)
     assert verify_checkpoint(last) and hash_path(last).exists()
+
+
+def test_verify_names_a_corrupt_checkpoint_of_a_run_folder(tmp_path, capsys):
+    import json
+
+    from accvideo.cli import main
+
+    run_training(LinearMethod(), config(steps=2, checkpoint_every=1), config(), tmp_path)
+    assert main(["verify", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoints_checked"] == 2  # last.pt and last.pt.prev
+    flip_a_byte(tmp_path / "checkpoints" / "last.pt.prev")
+    assert main(["verify", str(tmp_path)]) == 2
+    assert f"checkpoint '{tmp_path / 'checkpoints' / 'last.pt.prev'}' is corrupt" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import accvideo.synvid as synvid
+from accvideo.cli import main
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
 from accvideo.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
@@ -162,7 +163,7 @@ def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, pro
 
 
 def test_a_rerun_regenerates_flipped_and_truncated_shards(straight, tiny_pipeline_dir, prompt_file, tmp_path,
-                                                          caplog):
+                                                          caplog, capsys):
     import shutil
 
     out = tmp_path / "copy"
@@ -174,12 +175,16 @@ def test_a_rerun_regenerates_flipped_and_truncated_shards(straight, tiny_pipelin
     shard1.write_bytes(bytes(data))
     assert shard1.stat().st_size == size
     shard2.write_bytes(shard2.read_bytes()[:1000])  # the size check finds this one
+    assert main(["verify", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "shard-00001.safetensors is corrupt" in err and "shard-00002.safetensors is truncated" in err
     with caplog.at_level("WARNING", logger="accvideo.synvid.writer"):
         rerun = generate_synvid(config(tiny_pipeline_dir, prompt_file), out, progress=False)
     assert rerun.generated == 4 and rerun.skipped_shards == 1 and rerun.complete
     assert f"{shard1} does not match its sidecar" in caplog.text and f"{shard2} does not match" in caplog.text
     assert digests(out) == digests(straight[0])
     assert open_synvid(out).check() == []
+    assert main(["verify", str(out)]) == 0
 
 
 def test_corrupt_and_truncated_shards_are_named(straight, tmp_path, caplog):
