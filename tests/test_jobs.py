@@ -59,9 +59,11 @@ def test_torchrun_with_several_processes_or_gpus(runs):
     ("accvideo", dict(name="a", synvid_run="missing"), "`synvid_run` must name a SynVid run"),
 ])
 def test_invalid_fields_are_refused(runs, kind, fields, match):
+    before = sorted(runs.runs_dir.rglob("*"))
     with pytest.raises(ValueError, match=match):
         runs.launch(jobs.make_spec(kind, **fields))
-    assert not any(runs.runs_dir.iterdir()) or not list(runs.runs_dir.glob("*/job.json"))
+    # refused before anything is written: no run folder, no job.json, no runs.csv
+    assert sorted(runs.runs_dir.rglob("*")) == before == []
 
 
 def test_unknown_field_and_kind(runs):
@@ -71,11 +73,16 @@ def test_unknown_field_and_kind(runs):
         jobs.make_spec("shell", name="g")
 
 
-def test_run_dir_stays_inside(runs):
+def test_run_dir_stays_inside(runs, tmp_path):
     for bad in ("..", "../x", "/tmp/x", "", None):
-        with pytest.raises(ValueError, match="`name`"):
+        with pytest.raises(ValueError, match="`name` must be 1 to 64 characters"):
             runs.run_dir(bad)
     assert runs.run_dir("ok_1-2").parent == runs.runs_dir.resolve()
+    # a valid name that is a link out of the runs folder: only the inside-the-folder check sees it
+    (tmp_path / "outside").mkdir()
+    (runs.runs_dir / "escape").symlink_to(tmp_path / "outside", target_is_directory=True)
+    with pytest.raises(ValueError, match="`name` must stay inside the runs folder .* but is 'escape'"):
+        runs.run_dir("escape")
 
 
 @pytest.mark.slow
