@@ -12,6 +12,7 @@ lock), so concurrent requests wait instead of fighting for the cores.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -32,6 +33,7 @@ from .services.job_views import (
 from .services.models import available_students, list_models, model_details, models_overview
 from .services.toy import toy_update
 
+log = logging.getLogger("accvideo.app")
 REFRESH_SECONDS = 2.0  # how often the Distil tab re-reads the runs folder
 READ_ONLY = "training is disabled on this public Space."
 # the log box opens at its newest line: scrolled to the end on every change and when the tab is
@@ -40,13 +42,20 @@ SCROLL_LOG_TO_END = """() => { setTimeout(() => { const box = document.querySele
     if (box) { box.scrollTop = box.scrollHeight; } }, 50); }"""
 
 
+def refusal(message: str) -> gr.Error:
+    """The gr.Error the page shows for a refused input, after one line in the server log: a refusal is
+    the user's to fix, not a fault of the server, so no traceback (gr.Error prints one by default)."""
+    log.warning("refused: %s", " ".join(str(message).split()))
+    return gr.Error(str(message), print_exception=False)
+
+
 def gradio_errors(fn):
     """`fn` with a ValueError turned into gr.Error with its sentence (what the page shows)."""
     def call(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise refusal(str(err)) from err
     return call
 
 
@@ -181,7 +190,7 @@ def _launch_endpoint(ui_launch, kind: str, manager: JobManager):
 def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs: gr.Tabs) -> None:
     def refuse_if_read_only():
         if not can_train:
-            raise gr.Error(READ_ONLY)
+            raise refusal(READ_ONLY)
 
     def ui_launch(kind, *values):
         names = [f.name for f in fields[kind]]
@@ -226,7 +235,7 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
         """
         label = f"run:{name}" if name else ""
         if label not in available_students(manager):
-            raise gr.Error(f"`run` must be a finished distillation run with a student but is {name!r}.")
+            raise refusal(f"`run` must be a finished distillation run with a student but is {name!r}.")
         selected = [s for s in (selected or []) if s != label][: MAX_STUDENTS - 1] + [label]
         return _student_choices(manager, selected), gr.Tabs(selected="compare")
 
