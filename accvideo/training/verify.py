@@ -27,7 +27,11 @@ def verify_folder(path: str | Path) -> dict:
     shards_checked, problems}: `problems` holds one sentence naming each bad file (empty: all good)."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        folder = resolve_model(path)  # a model name; ValueError naming it when unknown
+        try:
+            folder = resolve_model(path)  # a model name
+        except ValueError as err:
+            raise ValueError(f"`path` must be a model name, or a model, run or SynVid folder, but is {str(path)!r} "
+                             f"({err})") from err
     report = {"folder": str(folder), "kind": None, "pipelines": 0, "hashed_files_checked": 0,
               "checkpoints_checked": 0, "checkpoints_unhashed": 0, "shards_checked": 0, "problems": []}
     problems = report["problems"]
