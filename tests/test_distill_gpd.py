@@ -127,6 +127,30 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
     assert [r["step"] for r in log] == [1, 2, 3]  # continuous, nothing logged twice
 
 
+@pytest.mark.slow  # a subprocess and two tiny runs: about 15 s
+def test_killed_while_saving_resumes_to_the_same_bytes(tiny_pipeline_dir, tmp_path):
+    """kill -9 inside a checkpoint save of stage 2 (its temp file complete, not yet renamed): the
+    resume cleans the temp file, continues from the checkpoint before, and ends byte-identical."""
+    from pathlib import Path
+
+    from tests.helpers.killed_run import killed
+
+    overrides = FAST + ["trainer.steps=3"]
+    cfg = apply_overrides(GPDDistillConfig(), overrides)
+    run_gpd(str(tiny_pipeline_dir), tmp_path / "straight", cfg)
+    # saves 1-3 are stage 1's; the 5th is stage 2's after its second step
+    done = killed({"kind": "gpd", "out": str(tmp_path / "killed"), "teacher": str(tiny_pipeline_dir),
+                   "overrides": overrides, "kill": {"when": "saving", "step": 5}}, Path(__file__).parents[1])
+    assert done.returncode == -9, done.stderr[-2000:]
+    checkpoints = tmp_path / "killed" / "stages" / "stage-2" / "checkpoints"
+    assert len(list(checkpoints.glob(".last.pt.*.tmp"))) == 1  # what the kill left
+    summary = run_gpd(str(tiny_pipeline_dir), tmp_path / "killed", cfg)
+    assert summary["stage_runs"][0].get("loaded") is True and summary["stage_runs"][1]["resumed_from"] == 1
+    assert not list(checkpoints.glob(".*.tmp"))
+    weights = "pipeline/transformer/diffusion_pytorch_model.safetensors"
+    assert (tmp_path / "killed" / weights).read_bytes() == (tmp_path / "straight" / weights).read_bytes()
+
+
 @pytest.mark.slow
 def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path):
     from accvideo.experiments.ablation import run_gpd_ablation

@@ -59,9 +59,11 @@ def test_torchrun_with_several_processes_or_gpus(runs):
     ("accvideo", dict(name="a", synvid_run="missing"), "`synvid_run` must name a SynVid run"),
 ])
 def test_invalid_fields_are_refused(runs, kind, fields, match):
+    before = sorted(runs.runs_dir.rglob("*"))
     with pytest.raises(ValueError, match=match):
         runs.launch(jobs.make_spec(kind, **fields))
-    assert not any(runs.runs_dir.iterdir()) or not list(runs.runs_dir.glob("*/job.json"))
+    # refused before anything is written: no run folder, no job.json, no runs.csv
+    assert sorted(runs.runs_dir.rglob("*")) == before == []
 
 
 def test_unknown_field_and_kind(runs):
@@ -71,11 +73,16 @@ def test_unknown_field_and_kind(runs):
         jobs.make_spec("shell", name="g")
 
 
-def test_run_dir_stays_inside(runs):
+def test_run_dir_stays_inside(runs, tmp_path):
     for bad in ("..", "../x", "/tmp/x", "", None):
-        with pytest.raises(ValueError, match="`name`"):
+        with pytest.raises(ValueError, match="`name` must be 1 to 64 characters"):
             runs.run_dir(bad)
     assert runs.run_dir("ok_1-2").parent == runs.runs_dir.resolve()
+    # a valid name that is a link out of the runs folder: only the inside-the-folder check sees it
+    (tmp_path / "outside").mkdir()
+    (runs.runs_dir / "escape").symlink_to(tmp_path / "outside", target_is_directory=True)
+    with pytest.raises(ValueError, match="`name` must stay inside the runs folder .* but is 'escape'"):
+        runs.run_dir("escape")
 
 
 @pytest.mark.slow
@@ -140,3 +147,57 @@ def test_log_tail_strips_ansi_and_keeps_the_last_tqdm_redraw(runs):
     assert "\x1b" not in tail and "\r" not in tail and "[32m" not in tail
     assert tail.splitlines()[:3] == ["$ python -m accvideo distill gpd", "starting", "step 3/3"]
     assert runs.log_tail("gpd-log", 2).splitlines() == ["line 48", "line 49"]  # the newest lines, in order
+
+
+def _busy_job(runs, name="busy"):
+    """A job.json whose process is alive (its command line names accvideo, as a real job's does)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "accvideo"])
+    (runs.runs_dir / name).mkdir()
+    (runs.runs_dir / name / "job.json").write_text(json.dumps({
+        "name": name, "kind": "gpd", "spec": {"name": name, "steps": 1, "schedule": "48,24"},
+        "argv": ["python"], "command": "python -m accvideo", "status": "running", "pid": proc.pid}))
+    return proc
+
+
+def test_concurrent_jobs_are_bounded(runs):
+    assert runs.max_jobs == 1  # a CPU-only machine runs one job at a time
+    proc = _busy_job(runs)
+    try:
+        before = sorted(runs.runs_dir.rglob("*"))
+        with pytest.raises(ValueError, match=r"`max_jobs` allows 1 job\(s\) at once .* but 1 run now \(busy\)"):
+            runs.launch(jobs.make_spec("gpd", name="g2", **TINY_GPD))
+        assert sorted(runs.runs_dir.rglob("*")) == before  # nothing written
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_max_jobs_is_configurable_and_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCVIDEO_MAX_JOBS", "3")
+    assert jobs.JobManager(tmp_path / "a").max_jobs == 3
+    monkeypatch.setenv("ACCVIDEO_MAX_JOBS", "many")
+    with pytest.raises(ValueError, match="`ACCVIDEO_MAX_JOBS` must be an integer >= 1 but is 'many'"):
+        jobs.JobManager(tmp_path / "b")
+    with pytest.raises(ValueError, match="`max_jobs` must be an integer >= 1 but is 0"):
+        jobs.JobManager(tmp_path / "c", max_jobs=0)
+
+
+def test_disk_use_is_estimated_before_a_job_starts(runs, monkeypatch):
+    from collections import namedtuple
+
+    from accvideo.app.jobs import quotas
+
+    # tiny teacher: 16 channels x 3 latent frames x 4 x 4, text 8 x 32; 11 states; 6 held-out prompts
+    spec = jobs.make_spec("synvid", name="s", preset="heldout", num_steps=10)
+    assert quotas.estimate_disk_bytes(spec) == 6 * 4 * (11 * 16 * 3 * 4 * 4 + 8 * 32)
+    assert quotas.estimate_disk_bytes(jobs.make_spec("gpd", name="g", schedule="48,24,12")) > \
+        quotas.estimate_disk_bytes(jobs.make_spec("gpd", name="g", schedule="48,24"))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(quotas.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 2**30 + 1000))
+    with pytest.raises(ValueError, match=r"`disk` must have room for job 's': it needs about 0.00 GB but .* has "
+                                         r"1.07 GB free"):
+        runs.launch(spec)
+    assert not any(runs.runs_dir.iterdir())

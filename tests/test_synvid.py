@@ -2,9 +2,11 @@
 a 2-process torchrun run writes the same bytes as a 1-process run,
 and a HunyuanVideo teacher works too (its whole text conditioning stored)."""
 
+import dataclasses
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +15,11 @@ import pytest
 import torch
 
 import accvideo.synvid as synvid
+from accvideo.cli import main
 from accvideo.generation import generate
 from accvideo.models.registry import load_model
 from accvideo.synvid import SynVidConfig, SynVidCorruptError, generate_synvid, open_synvid
+from tests.helpers.killed_run import killed
 from tests.helpers.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,34 +137,54 @@ def test_batched_seeds_match_one_at_a_time(straight, tiny_pipeline_dir, prompt_f
         generate_synvid(config(tiny_pipeline_dir, prompt_file, batch_size=0), tmp_path / "bad", progress=False)
 
 
-def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, prompt_file, tmp_path, monkeypatch):
+@pytest.mark.slow  # a subprocess: about 10 s
+def test_killed_run_resumes_to_the_same_dataset(straight, tiny_pipeline_dir, prompt_file, tmp_path):
     cfg = config(tiny_pipeline_dir, prompt_file)
     # a deliberately limited run: shard 0 only
     first = generate_synvid(cfg, tmp_path, limit_shards=1, progress=False)
     assert first.generated == 2 and first.complete_samples == 2 and not first.complete
     assert len(open_synvid(tmp_path)) == 2
 
-    # then a run killed in the middle of shard 2 (after shard 1 was written)
-    calls = []
-
-    def dies_at_sample_5(pipe, prompt, seeds, config, text=None):
-        calls.extend(seeds)
-        if 5 in seeds:
-            raise KeyboardInterrupt("simulated kill")
-        return synvid.teacher_trajectories(pipe, prompt, seeds, config, text=text)
-
-    with pytest.raises(KeyboardInterrupt):
-        generate_synvid(cfg, tmp_path, progress=False, trajectory_fn=dies_at_sample_5)
-    assert calls == [2, 3, 4, 5]  # shard 0 was skipped
+    # then a real kill -9, half-way through writing shard 2 (after shard 1 was written): its temp
+    # file stays behind, as after a power cut
+    done = killed({"kind": "synvid", "out": str(tmp_path), "config": dataclasses.asdict(cfg), "kill": {"shard": 2}},
+                  REPO)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert (tmp_path / "shard-00001.json").exists() and not (tmp_path / "shard-00002.safetensors").exists()
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert len(list(tmp_path.glob(".shard-00002.safetensors.*.tmp"))) == 1
 
-    # the rerun finishes only what is missing
+    # the rerun finishes only what is missing, and removes the killed run's temp file
     last = generate_synvid(cfg, tmp_path, progress=False)
     assert last.generated == 2 and last.skipped_shards == 2 and last.complete
+    assert not list(tmp_path.glob(".*.tmp"))
     indices = [s["index"] for s in open_synvid(tmp_path)]
     assert sorted(indices) == indices == list(range(6))  # each sample exactly once
     assert digests(tmp_path) == digests(straight[0])
+
+
+def test_a_rerun_regenerates_flipped_and_truncated_shards(straight, tiny_pipeline_dir, prompt_file, tmp_path,
+                                                          caplog, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(straight[0], out)
+    shard1, shard2 = out / "shard-00001.safetensors", out / "shard-00002.safetensors"
+    size = shard1.stat().st_size
+    data = bytearray(shard1.read_bytes())
+    data[-7] ^= 0xFF  # the size stays: only the sha256 tells
+    shard1.write_bytes(bytes(data))
+    assert shard1.stat().st_size == size
+    shard2.write_bytes(shard2.read_bytes()[:1000])  # the size check finds this one
+    assert main(["verify", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "shard-00001.safetensors is corrupt" in err and "shard-00002.safetensors is truncated" in err
+    with caplog.at_level("WARNING", logger="accvideo.synvid.writer"):
+        rerun = generate_synvid(config(tiny_pipeline_dir, prompt_file), out, progress=False)
+    assert rerun.generated == 4 and rerun.skipped_shards == 1 and rerun.complete
+    assert f"{shard1} does not match its sidecar" in caplog.text and f"{shard2} does not match" in caplog.text
+    assert digests(out) == digests(straight[0])
+    assert open_synvid(out).check() == []
+    assert main(["verify", str(out)]) == 0
 
 
 def test_corrupt_and_truncated_shards_are_named(straight, tmp_path, caplog):

@@ -115,12 +115,41 @@ def test_launch_errors(manager, kind, fields, match):
         gradio_errors(job_views.launch_job)(manager, kind, **fields)
 
 
-def test_distil_is_read_only_on_a_public_space(manager, monkeypatch):
+STOPPED_RUN = {"name": "my-gpd", "kind": "gpd", "spec": {"name": "my-gpd", "steps": 1, "schedule": "48,24"},
+               "argv": ["python", "-c", "pass"], "command": "python -c pass", "status": "stopped", "pid": None}
+
+
+def test_distil_is_read_only_on_a_public_space(tmp_path, monkeypatch, capfd, caplog):
+    """Launch, Stop and Resume are each refused over the API, with one log line and nothing written."""
+    import json
+
+    from gradio_client import Client
+
+    from accvideo.app.layout import build_app
+
     monkeypatch.setenv("SPACE_ID", "someone/accvideo")
     monkeypatch.delenv("ACCVIDEO_ENABLE_TRAINING", raising=False)
     assert not job_views.training_allowed()
-    with pytest.raises(gr.Error, match="training is disabled"):
-        gradio_errors(job_views.launch_job)(manager, "gpd", name="g")
+    runs = tmp_path / "runs"
+    (runs / "my-gpd").mkdir(parents=True)
+    (runs / "my-gpd" / "job.json").write_text(json.dumps(STOPPED_RUN))  # Resume would relaunch it
+    before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+    demo, port = build_app(runs_dir=runs), free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        calls = {"/launch_gpd": dict(name="g-1", schedule="48,24", teacher="tiny-teacher", steps=1, lr=1e-4,
+                                     batch_size=2, nproc=1),
+                 "/stop_job": dict(name="my-gpd"), "/resume_job": dict(name="my-gpd")}
+        for endpoint, kwargs in calls.items():
+            with pytest.raises(Exception, match="training is disabled on this public Space"):
+                client.predict(**kwargs, api_name=endpoint)
+    finally:
+        demo.close()
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == before
+    assert "Traceback" not in capfd.readouterr().err
+    assert [r.getMessage()[:37] for r in caplog.records if r.name == "accvideo.app"] == [
+        "refused: training is disabled on this"] * 3
     monkeypatch.setenv("ACCVIDEO_ENABLE_TRAINING", "1")
     assert job_views.training_allowed()
 
@@ -210,7 +239,8 @@ def test_app_parts_keep_their_place():
     """layout.py holds components and wiring only (no torch, no lower layer: it goes through the services);
     the services and jobs hold the domain logic and no Gradio component."""
     app = Path(__file__).resolve().parents[1] / "accvideo" / "app"
-    assert _imports(app / "layout.py") <= {"__future__", "pathlib", "gradio", "."}
+    # logging: the one line a refused input leaves in the server log
+    assert _imports(app / "layout.py") <= {"__future__", "logging", "pathlib", "gradio", "."}
     for path in [*app.glob("services/*.py"), *app.glob("jobs/*.py")]:
         assert "gradio" not in _imports(path), path
     assert all(len(path.read_text().splitlines()) <= 400 for path in app.rglob("*.py"))

@@ -12,6 +12,7 @@ lock), so concurrent requests wait instead of fighting for the cores.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -40,6 +41,7 @@ from .services.job_views import (
 from .services.models import available_students, list_models, model_details, models_overview
 from .services.toy import toy_update
 
+log = logging.getLogger("accvideo.app")
 REFRESH_SECONDS = 2.0  # how often the Distil tab re-reads the runs folder
 READ_ONLY = "training is disabled on this public Space."
 # the log box opens at its newest line: scrolled to the end on every change and when the tab is
@@ -48,14 +50,38 @@ SCROLL_LOG_TO_END = """() => { setTimeout(() => { const box = document.querySele
     if (box) { box.scrollTop = box.scrollHeight; } }, 50); }"""
 
 
+def refusal(message: str) -> gr.Error:
+    """The gr.Error the page shows for a refused input, after one line in the server log: a refusal is
+    the user's to fix, not a fault of the server, so no traceback (gr.Error prints one by default)."""
+    log.warning("refused: %s", " ".join(str(message).split()))
+    return gr.Error(str(message), print_exception=False)
+
+
 def gradio_errors(fn):
     """`fn` with a ValueError turned into gr.Error with its sentence (what the page shows)."""
     def call(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise refusal(str(err)) from err
     return call
+
+
+def named_inputs(**components: gr.components.Component) -> list[gr.components.Component]:
+    """The components, in order, each refusing what its own check rejects (a slider's range, a
+    dropdown's choices, a value it cannot read) with a gr.Error naming the API parameter (the
+    keyword): Gradio's own sentence names no field, and an exception it does not expect becomes
+    "the upstream app raised an exception"."""
+    for name, component in components.items():
+        def checked(payload, preprocess=component.preprocess, name=name):
+            try:
+                return preprocess(payload)
+            except Exception as err:
+                reason = (err.message if isinstance(err, gr.Error) and err.message else
+                          f"must be a value this input can read but is {payload!r}")
+                raise refusal(f"`{name}`: {reason}") from None
+        component.preprocess = checked
+    return list(components.values())
 
 
 def form_component(kind: str, f: FormField) -> gr.components.Component:
@@ -64,7 +90,8 @@ def form_component(kind: str, f: FormField) -> gr.components.Component:
     if f.widget == "choice":
         return gr.Dropdown(list(f.choices), value=f.value, allow_custom_value=f.custom, **common)
     if f.widget == "integer":
-        return gr.Number(f.value, precision=0, **common)
+        # no `precision`: Gradio would round 2.5 to 2 unseen; the spec's check refuses it by name
+        return gr.Number(f.value, step=1, **common)
     if f.widget == "number":
         return gr.Number(f.value, **common)
     return gr.Textbox(f.value, **common)
@@ -109,7 +136,7 @@ def _compare_tab(manager: JobManager, teacher: str):
             initial = _student_choices(manager)
             prompt = gr.Textbox(value=EXAMPLE_PROMPTS[0], label="Prompt")
             gr.Examples(EXAMPLE_PROMPTS, inputs=prompt)
-            seed = gr.Number(value=0, precision=0, label="Seed (-1: random)")
+            seed = gr.Number(value=0, step=1, label="Seed (-1: random)")  # not rounded: checked by name
             teacher_steps = gr.Slider(1, 200, value=teacher_default_steps(teacher), step=1, label="Teacher steps")
             # by default the teacher also runs at the first student's step count: the naive
             # few-step baseline that distillation has to beat, side by side with the students
@@ -130,7 +157,8 @@ def _compare_tab(manager: JobManager, teacher: str):
             timing_plot = gr.Plot(label="Timing", elem_id="timing-plot")
             used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
     slot_labels = gr.State([])
-    compare_button.click(ui_compare, [prompt, seed, teacher_steps, students, naive_steps],
+    compare_button.click(ui_compare, named_inputs(prompt=prompt, seed=seed, teacher_steps=teacher_steps,
+                                                  students=students, naive_steps=naive_steps),
                          [*video_slots, timing_table, timing_plot, used_seed, speedup, slot_labels],
                          api_name="compare", concurrency_limit=1, concurrency_id="generate"
                          ).then(show_slots, slot_labels, video_slots, api_name=False, queue=False)
@@ -170,7 +198,7 @@ def _toy_tab(toy_tab: gr.Tab) -> None:
     toy_useless = gr.Plot(label="Useless points vs M")
     toy_students = gr.Plot(label="Students")
     toy_dm = gr.Plot(label="Distribution matching")
-    inputs = [toy_M, toy_noise, toy_lower, toy_upper, toy_points]
+    inputs = named_inputs(M=toy_M, noise_mismatch=toy_noise, lower=toy_lower, upper=toy_upper, num_points=toy_points)
     outputs = [toy_traj, toy_useless, toy_students, toy_dm, toy_summary]
     for slider in (toy_M, toy_lower, toy_upper, toy_points):
         slider.release(ui_toy, inputs, outputs, api_name=False, concurrency_id="toy", trigger_mode="always_last")
@@ -194,7 +222,7 @@ def _launch_endpoint(ui_launch, kind: str, manager: JobManager):
 def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs: gr.Tabs) -> None:
     def refuse_if_read_only():
         if not can_train:
-            raise gr.Error(READ_ONLY)
+            raise refusal(READ_ONLY)
 
     def ui_launch(kind, *values):
         names = [f.name for f in fields[kind]]
@@ -239,7 +267,7 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
         """
         label = f"run:{name}" if name else ""
         if label not in available_students(manager):
-            raise gr.Error(f"`run` must be a finished distillation run with a student but is {name!r}.")
+            raise refusal(f"`run` must be a finished distillation run with a student but is {name!r}.")
         selected = [s for s in (selected or []) if s != label][: MAX_STUDENTS - 1] + [label]
         return _student_choices(manager, selected), gr.Tabs(selected="compare")
 
@@ -273,15 +301,15 @@ def _distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tab
                         needs_synvid = gr.Markdown(notice, visible=bool(notice), elem_id="accvideo-needs-synvid")
                         make_synvid = gr.Button("Make a SynVid run", size="sm", visible=bool(notice),
                                                 elem_id="make-synvid")
-                forms[kind] = [form_component(kind, f) for f in fields[kind]]
+                forms[kind] = named_inputs(**{f.name: form_component(kind, f) for f in fields[kind]})
                 buttons[kind] = gr.Button(f"Launch {title}", interactive=can_train)
     # inputs whose choices are the finished SynVid runs: the refresh keeps them current
     synvid_inputs = [component for kind in forms for f, component in zip(fields[kind], forms[kind])
                      if f.source == "synvid_runs"]
     command = gr.Textbox(label="Command", interactive=False, elem_id="job-command")
     with gr.Row():
-        job_name = gr.Dropdown([s.name for s in manager.runs()], label="Job", elem_id="job-select",
-                               allow_custom_value=True)
+        job_name, = named_inputs(name=gr.Dropdown([s.name for s in manager.runs()], label="Job",
+                                                  elem_id="job-select", allow_custom_value=True))
         stop_button = gr.Button("Stop", interactive=can_train)
         resume_button = gr.Button("Resume", interactive=can_train)
         load_button = gr.Button("Load student into Compare", variant="primary")

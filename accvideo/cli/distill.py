@@ -25,7 +25,11 @@ def cmd_distill(args: argparse.Namespace) -> int:
         raise ValueError(f"`--out` {str(out)!r} already holds a run; pass `--resume auto` or choose a new folder.")
     if args.method == "accvideo":
         if not args.synvid:
-            raise ValueError("`--synvid` is required for `distill accvideo` (make one with `accvideo synvid`).")
+            raise ValueError(f"`--synvid` is required for `distill accvideo` but is {args.synvid!r} (make one with "
+                             "`accvideo synvid`).")
+        if not (Path(args.synvid) / "config.json").is_file():
+            raise ValueError(f"`--synvid` must be a SynVid folder (with config.json, made by `accvideo synvid`) "
+                             f"but is {args.synvid!r}.")
         cfg = load_config(AccVideoDistillConfig, args.config, overrides)
         summary = run_accvideo(args.teacher, args.synvid, out, cfg, resume=args.resume == "auto",
                                dry_run=args.dry_run)

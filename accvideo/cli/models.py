@@ -68,20 +68,20 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-check", action="store_true", help="skip the reconstruction check on the teacher")
     p.set_defaults(func=cmd_lora_export)
 
-    p = sub.add_parser("verify", help="check a model or run folder: components, headers and recorded sha256s")
-    p.add_argument("path", help="model name, pipeline folder or run folder (holding pipeline/)")
+    p = sub.add_parser("verify", help="check a model, run or SynVid folder: every header and recorded sha256")
+    p.add_argument("path", help="model name, pipeline folder, run folder or SynVid folder")
     p.set_defaults(func=cmd_verify)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Check a model or run folder: its components, and the content hashes it records."""
-    from accvideo.models.registry import resolve_model, validate_folder
-    from accvideo.util.hashes import HASH_FILE
+    """Check a model, run or SynVid folder: components, headers and every recorded content hash."""
+    from accvideo.training.verify import verify_folder
 
-    folder = resolve_model(args.path)
-    validate_folder(folder)  # raises ValueError naming the corrupt file
-    checked = len(json.loads((folder / HASH_FILE).read_text())) if (folder / HASH_FILE).exists() else 0
-    report = {"folder": str(folder), "hashed_files_checked": checked,
-              "note": None if checked else f"no {HASH_FILE}: components and headers checked, contents not"}
+    report = verify_folder(args.path)
+    if not report["hashed_files_checked"] and report["pipelines"]:
+        report["note"] = "no sha256.json: components and headers checked, weight contents not"
     print(json.dumps(report, indent=2))
+    if report["problems"]:  # exit 2, as for every refused input, naming each bad file
+        raise ValueError(f"{len(report['problems'])} problem(s) in {report['folder']}: "
+                         + " ".join(report["problems"]))
     return 0

@@ -335,8 +335,9 @@ def shard_bytes(k: int, indices: Sequence[int], plan: ShardPlan, trajectories: S
     return save_safetensors(tensors, metadata={"synvid": json.dumps(meta, sort_keys=True)})
 
 
-def shard_is_complete(out: Path, k: int) -> dict | None:
-    """The sidecar record of shard k when its file and sidecar agree (size), else None."""
+def shard_is_complete(out: Path, k: int, verify: bool = False) -> dict | None:
+    """The sidecar record of shard k when its file and sidecar agree (size; with `verify`, also the
+    sha256, which a flipped byte keeping the size fails), else None."""
     side, path = out / sidecar_name(k), out / shard_name(k)
     if not side.exists() or not path.exists():
         return None
@@ -344,8 +345,12 @@ def shard_is_complete(out: Path, k: int) -> dict | None:
         record = json.loads(side.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if record.get("bytes") != path.stat().st_size:
+    if not isinstance(record, dict) or record.get("bytes") != path.stat().st_size:
         return None
+    if verify:
+        with open(path, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() != record.get("sha256"):
+                return None
     return record
 
 

@@ -156,7 +156,13 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         considered = plan.num_shards if limit_shards is None else min(limit_shards, plan.num_shards)
         mine = [k for k in plan.shards_of_rank(info.rank, info.world_size) if k < considered]
         _remove_stale_temps(out, mine)
-        todo = [k for k in mine if shard_is_complete(out, k) is None]
+        # sha256 as well as size: a flipped byte keeps the size, and a kept bad shard would be trained on
+        todo = [k for k in mine if shard_is_complete(out, k, verify=True) is None]
+        for k in todo:
+            if (out / sidecar_name(k)).exists():
+                logger.warning("%s does not match its sidecar %s (size or sha256): it is regenerated.",
+                               out / shard_name(k), sidecar_name(k))
+                (out / sidecar_name(k)).unlink()
         skipped = len(mine) - len(todo)
         if skipped:
             logger.info("rank %d: %d of its %d shards already complete, kept", info.rank, skipped, len(mine))

@@ -13,7 +13,8 @@ What a run leaves in `out` (the recipes add their own outputs beside it):
     config.yaml, metrics.jsonl (one line per logged step: `<phase>/loss`, `<phase>/<extra>`,
     `<phase>/grad_norm`, `lr_factor`, `elapsed_s`; plus `stage` for a named stage),
     checkpoints/last.pt (or checkpoints/<stage>.pt: modules, optimizers, hooks, step, RNG,
-    config), and, given a teacher to export from, pipeline/ and summary.json (`export.py`).
+    config; beside it its .sha256 and the previous one, see `checkpoint.py`), and, given a
+    teacher to export from, pipeline/ and summary.json (`export.py`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from accvideo.training.checkpoint import MetricsLog, load_checkpoint, save_checkpoint, set_rng_state
+from accvideo.training.checkpoint import MetricsLog, load_latest_checkpoint, save_checkpoint, set_rng_state
 from accvideo.training.export import export_student
 from accvideo.training.hooks import Hook
 from accvideo.training.lr import lr_factor
@@ -187,10 +188,12 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
                                               weight_decay=cfg.weight_decay)
     ckpt_path = out / "checkpoints" / f"{stage or 'last'}.pt"
     start = 0
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+    # every rank checks the same files and so picks the same checkpoint
+    found = load_latest_checkpoint(ckpt_path) if resume else None
+    if found is not None:
+        state, used = found
         if state.get("method") != method.name:
-            raise ValueError(f"checkpoint {str(ckpt_path)!r} is from method {state.get('method')!r}, "
+            raise ValueError(f"checkpoint {str(used)!r} is from method {state.get('method')!r}, "
                              f"not {method.name!r}; use a new --out folder.")
         load_states(state, modules, optimizers, method.phase_modules, sharded)
         for hook in hooks:
@@ -199,7 +202,7 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
         start = state["step"]
         metrics.truncate(lambda r: r.get("stage") != stage or r.get("step", 0) <= start)
         if info.is_main:
-            log.info("resumed %s from %s at step %d", stage or method.name, ckpt_path, start)
+            log.info("resumed %s from %s at step %d", stage or method.name, used, start)
 
     def save(step: int) -> None:
         # under FSDP2 every rank takes part in gathering; rank 0 alone writes

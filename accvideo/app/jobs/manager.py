@@ -6,6 +6,9 @@ writes stays inside the runs folder `RUNS_DIR` (default `runs/app`, env `ACCVIDE
 a job named NAME writes `RUNS_DIR/NAME/` (the CLI's `--out`, plus `job.json` with its state and
 `job.log` with its output); an AccVideo job reads the SynVid of another run in `RUNS_DIR`.
 
+A launch or a resume is refused before anything is written when `max_jobs` jobs already run or
+the job's estimated disk use exceeds the free space (`quotas`).
+
 Only state changes write: a launch, a resume, a stop and a process's end rewrite the run's
 `job.json` and the readable index `RUNS_DIR/runs.csv`. Everything that reports (`runs`,
 `progress`, `table`, `log_tail`) only reads, so the app's refresh timer can call it freely.
@@ -29,8 +32,9 @@ from accvideo.util.checks import RUN_NAME, check_run_name
 from accvideo.util.io import atomic_write_text  # lower layer: temp file, then rename
 
 from . import runs
+from .quotas import check_quotas, default_max_jobs
 from .runs import JOB_FILE, LOG_FILE, TABLE_COLUMNS, TABLE_FILE, JobState
-from .specs import JobSpec, build_command, default_runs_dir, executable_argv
+from .specs import JobSpec, build_command, default_runs_dir, executable_argv, local_gpus, make_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,9 +42,13 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 class JobManager:
     """Launch, stop, resume and watch jobs in `runs_dir`. Thread-safe; one instance per app."""
 
-    def __init__(self, runs_dir: Path | str | None = None):
+    def __init__(self, runs_dir: Path | str | None = None, max_jobs: int | None = None):
+        """`max_jobs`: how many jobs may run at once (None: `quotas.default_max_jobs`)."""
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        if max_jobs is not None and (not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1):
+            raise ValueError(f"`max_jobs` must be an integer >= 1 but is {max_jobs!r}.")
+        self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs(local_gpus())
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
 
@@ -73,6 +81,7 @@ class JobManager:
             if (run_dir / JOB_FILE).exists() or run_dir.exists() and any(run_dir.iterdir()):
                 raise ValueError(f"`name` must be a new run but {spec.name!r} already exists in "
                                  f"{str(self.runs_dir)!r}; pick another name or Resume it.")
+            check_quotas(spec, self.runs_dir, self._running(), self.max_jobs)
             spec_dict = {k: v for k, v in asdict(spec).items() if k != "kind"}
             state = JobState(name=spec.name, kind=spec.kind, spec=spec_dict, argv=argv, command=shlex.join(argv))
             self._start(state, run_dir)
@@ -130,6 +139,7 @@ class JobManager:
                 raise ValueError(f"`name` must be a stopped or failed job but {name!r} is running.")
             if status == "finished":
                 raise ValueError(f"`name` must be a stopped or failed job but {name!r} has finished.")
+            check_quotas(make_spec(state.kind, **state.spec), self.runs_dir, self._running(), self.max_jobs)
             state.launches += 1
             self._start(state, self.run_dir(name))
             return state
@@ -157,6 +167,9 @@ class JobManager:
             return "accvideo" in cmdline
         except (OSError, ProcessLookupError):
             return False
+
+    def _running(self) -> list[str]:
+        return [s.name for s in self.runs() if s.status == "running"]
 
     def _status(self, state: JobState) -> str:
         return runs.settled_status(state, self.run_dir(state.name), self._alive(state))

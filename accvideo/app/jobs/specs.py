@@ -174,6 +174,35 @@ def _trainer_overrides(steps: int, batch_size: int, lr: float) -> list[str]:
             "--set", f"trainer.log_every={log_every}", "--set", f"trainer.checkpoint_every={checkpoint_every}"]
 
 
+def synvid_steps(runs_dir: Path, name: str) -> int:
+    """The teacher steps of the finished SynVid run `name`, a folder inside `runs_dir` (not a link out
+    of it), with a readable config and every sample in its manifest; ValueError naming `synvid_run`."""
+    run = runs_dir / name
+    if run.is_symlink() or run.resolve().parent != runs_dir.resolve():
+        raise ValueError(f"`synvid_run` must be a run folder inside the runs folder {str(runs_dir)!r} but "
+                         f"{name!r} leads to {str(run.resolve())!r}.")
+    if not (run / "config.json").is_file():
+        raise ValueError(f"`synvid_run` must name a SynVid run in {str(runs_dir)!r} but {name!r} "
+                         "has no SynVid there (launch a SynVid job first).")
+    try:
+        config = json.loads((run / "config.json").read_text())
+        num_steps, num_samples = config["num_steps"], config["num_samples"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (num_steps, num_samples)):
+            raise TypeError(f"num_steps {num_steps!r} and num_samples {num_samples!r} must be integers >= 1")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"`synvid_run` must name a SynVid run with a valid config.json but that of {name!r} is "
+                         f"unreadable or malformed ({type(err).__name__}: {err}).") from err
+    done = 0
+    if (run / "manifest.csv").is_file():  # written when a SynVid run ends: one line per complete shard
+        lines = (run / "manifest.csv").read_text().splitlines()[1:]
+        done = sum(int(line.split(",")[3]) for line in lines if line.count(",") >= 5 and
+                   line.split(",")[3].isdigit())
+    if done < num_samples:
+        raise ValueError(f"`synvid_run` must name a finished SynVid run but {name!r} holds {done} of its "
+                         f"{num_samples} samples (still running, stopped or failed: resume it first).")
+    return num_steps
+
+
 @dataclass
 class AccVideoJob:
     """`python -m accvideo distill accvideo`: an m-step student from the SynVid of run `synvid_run`."""
@@ -199,13 +228,10 @@ class AccVideoJob:
         check_run_name(self.synvid_run, "synvid_run")
         if self.synvid_run == self.name:
             raise ValueError(f"`synvid_run` must be another run than `name` but both are {self.name!r}.")
-        config = runs_dir / self.synvid_run / "config.json"
-        if not config.exists():
-            raise ValueError(f"`synvid_run` must name a SynVid run in {str(runs_dir)!r} but {self.synvid_run!r} "
-                             "has no SynVid there (launch a SynVid job first).")
+        num_steps = synvid_steps(runs_dir, self.synvid_run)
         check_choice(self.teacher, "teacher", teacher_models())
         self.steps = _check_field(self, "steps")
-        self.m = _check_field(self, "m", high=json.loads(config.read_text()).get("num_steps", 50))
+        self.m = _check_field(self, "m", high=num_steps)
         self.lr = _check_field(self, "lr")
         self.batch_size = _check_field(self, "batch_size")
         self.nproc = _check_field(self, "nproc")
