@@ -155,6 +155,8 @@ CASES = [
         "Value 0"),
     app("compare-steps-500", "/compare", {"teacher_steps": 500}, "`teacher_steps`", "greater than maximum value 200",
         "Value 500"),
+    app("compare-naive-steps-negative", "/compare", {"naive_steps": -1}, "`naive_steps`", "less than minimum value 0",
+        "Value -1"),
     app("compare-steps-missing", "/compare", {"teacher_steps": None}, "`teacher_steps`",
         "must be a value this input can read", "None"),
     app("compare-student-unknown", "/compare", {"students": ["nope"]}, "`students`", "must be chosen from",
@@ -351,7 +353,7 @@ def test_api(case, tmp_path, teacher):
 # ------------------------------------------------------------------------------------------ app endpoints
 
 DEFAULTS = {
-    "/compare": dict(prompt=PROMPT, seed=3, teacher_steps=2, students=[]),
+    "/compare": dict(prompt=PROMPT, seed=3, teacher_steps=2, students=[], naive_steps=0),
     "/launch_gpd": dict(name="g-1", schedule="48,24", teacher="tiny-teacher", steps=1, lr=1e-4, batch_size=2,
                         nproc=1),
     "/launch_synvid": dict(name="s-1", teacher="tiny-teacher", preset="train", num_steps=10, samples_per_prompt=1,
