@@ -233,3 +233,26 @@ def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_p
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     weights = "pipeline/transformer/diffusion_pytorch_model.safetensors"
     assert (tmp_path / "killed" / weights).read_bytes() == (tmp_path / "straight" / weights).read_bytes()
+
+
+@pytest.mark.slow  # two torchrun processes: about 45 s on 2 busy cores
+def test_two_processes_fsdp2_bf16_adversarial_from_step_0(tiny_pipeline_dir, synvid_dir, tmp_path):
+    """FSDP2 shards the student and the heads; the student phase runs the sharded heads under
+    `frozen`, and the next discriminator phase must still train them (issue 16: it crashed with
+    "element 0 of tensors does not require grad" at the second step)."""
+    base = ["distill", "accvideo", "--teacher", str(tiny_pipeline_dir), "--synvid", str(synvid_dir),
+            "--out", str(tmp_path / "run")]
+    sets = CLI_FAST + ["trainer.steps=3", "trainer.checkpoint_every=3", "method.adv_start=0", "method.lambda_adv=0.5",
+                       "trainer.parallel=fsdp2", "trainer.mixed_precision=bf16"]
+    done = _cli(base + _sets(sets), torchrun=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["parallel"] == "fsdp2"
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert all(np.isfinite(r["discriminator/loss"]) and np.isfinite(r["student/g"]) for r in lines)
+    assert all(r["discriminator/grad_norm"] > 0 for r in lines)  # the heads get gradients every step
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    teacher = load_model(tiny_pipeline_dir).transformer.state_dict()
+    student = state["modules"]["student"]
+    assert student.keys() == teacher.keys() and any(not torch.equal(student[k], teacher[k]) for k in teacher)

@@ -81,13 +81,23 @@ class KeyStepHeads(nn.Module):
 
 @contextlib.contextmanager
 def frozen(module: nn.Module):
-    """Temporarily stop gradients into `module`'s parameters (inputs still get gradients)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
+    """Temporarily stop gradients into `module`'s parameters (inputs still get gradients).
+
+    Under FSDP2 the registered parameters swap between the sharded ones (between passes) and
+    the unsharded ones (an FSDP root keeps these after its forward); FSDP copies `requires_grad`
+    from the sharded ones at every unshard. So the module is resharded first and the flags are
+    restored on the very objects that were frozen: restoring on `module.parameters()` after the
+    forward would reach the unsharded ones and leave the sharded ones frozen for good."""
+    if hasattr(module, "reshard"):  # an FSDPModule
+        module.reshard()
+    params = list(module.parameters())
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
     try:
         yield module
     finally:
-        for p, flag in zip(module.parameters(), flags):
+        for p, flag in zip(params, flags):
             p.requires_grad_(flag)
 
 
