@@ -26,6 +26,22 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     return blocks
 
 
+def enable_checkpointing(module: nn.Module) -> bool:
+    """Gradient (activation) checkpointing of each transformer block: a block keeps only its
+    inputs during forward and recomputes its activations in backward, one block at a time, so
+    the activation memory of a pass drops from all blocks' to about one block's plus the block
+    inputs, for about one more forward of compute. Uses the diffusers models' own switch (Wan
+    and HunyuanVideo call every block through `torch.utils.checkpoint`, non-reentrant, when it
+    is on and grad is enabled). Returns False, changing nothing, for a module without transformer
+    blocks (AccVideo's heads, a VAE)."""
+    model = getattr(module, "module", module)  # through a DDP wrapper
+    has_blocks = any(getattr(model, name, None) for name in BLOCK_LISTS)
+    if not has_blocks or not getattr(model, "_supports_gradient_checkpointing", False):
+        return False
+    model.enable_gradient_checkpointing()
+    return True
+
+
 def shard_fsdp2(module: nn.Module, mesh, mixed_precision: str = "no") -> nn.Module:
     """Shard `module` in place with FSDP2: each transformer block its own unit (its parameters
     are gathered just for its forward/backward), then the root for the rest."""

@@ -192,6 +192,11 @@ class AccVideoMethod:
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student, "heads": self.heads}
 
+    def grad_frozen(self) -> dict[str, nn.Module]:
+        """Frozen models run with grad: the student phase backpropagates through the teacher's
+        features into x_hat, so its blocks are checkpointed too under gradient checkpointing."""
+        return {"teacher": self.teacher}
+
     def phases(self, step: int) -> list[str]:
         if self.cfg.lambda_adv > 0 and step >= self.cfg.adv_start:
             return ["discriminator", "student"]
