@@ -12,8 +12,9 @@ tokens, scaled linearly in tokens and blocks, gives the GPU activation bytes;
 
 How. The architecture is built with 1 block of each kind (Wan: `blocks`; HunyuanVideo: the
 dual- and single-stream stacks), then with 2 of one kind, each at two token counts, weights
-allocated with `to_empty` and filled with small random values (values do not change sizes). From the differences: bytes per block
-per token and per block, and the rest of the model per token and per call, for
+allocated with `to_empty` and filled with small random values (values do not change sizes).
+From the differences: bytes per block per token and per block, and the rest of the model per
+token and per call, for
 - `train`: a trainable transformer in the compute dtype (FSDP2 gathers bf16 parameters),
   forward with grad (saved tensors), and the extra peak of its backward;
 - `train_ckpt`: the same with gradient checkpointing (block inputs saved, one block recomputed);
