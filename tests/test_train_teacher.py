@@ -159,7 +159,9 @@ def test_v2_world_and_model_config_reach_the_pipeline_and_snapshot(tmp_path):
     from accvideo.models.registry import load_model
     from accvideo.training.snapshot import export_snapshot
 
-    cfg = fast_config("model.world.num_distractors=2,3", "model.num_layers=1", "model.head_dim=16")
+    # with the EMA warm-up (as the v2 teacher trains): its update count sits in the EMA state
+    cfg = fast_config("model.world.num_distractors=2,3", "model.num_layers=1", "model.head_dim=16",
+                      "transformer.ema_warmup=true")
     teacher.train_teacher(cfg, tmp_path)
     pipe = load_model(tmp_path / "pipeline")
     assert pipe.transformer.config.num_layers == 1 and pipe.transformer.config.attention_head_dim == 16

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from accvideo.models.registry import SAMPLING_FILE
 from accvideo.training.checkpoint import load_checkpoint
+from accvideo.training.hooks import EMA
 from accvideo.training.recipes.teacher import TeacherTrainConfig, sampling_defaults
 from accvideo.util.config import load_config
 from accvideo.util.io import atomic_write_text
@@ -43,6 +44,8 @@ def export_snapshot(run: str | Path, dest: str | Path | None = None, weights: st
         ema, raw = state["hooks"]["ema"], state["modules"]["transformer"]
     else:  # a checkpoint of the teacher's own loop before it: the FlowMatchingLoss module and its EMA
         ema, raw = state["ema"], {k.removeprefix("transformer."): v for k, v in state["model"].items()}
+    # an EMA with warm-up keeps its update count beside the weights (`EMA.UPDATES`); not a weight
+    ema = {k: v for k, v in ema.items() if k != EMA.UPDATES}
     pipe.transformer.load_state_dict(ema if weights == "ema" else raw)
     suffix = "" if weights == "ema" else "-raw"
     dest = Path(dest) if dest is not None else run / f"pipeline-step{state['step']}{suffix}"
