@@ -331,6 +331,8 @@ def generate(model: LoadedModel, prompt: str, seed: int = 0, *, spec: SamplingSp
         raise ValueError(f"`seed` must be an integer in [0, {MAX_SEED}] but is {seed!r}.")
     spec = spec if spec is not None else resolve_sampling(model, **overrides)
     device = execution_device(model.pipe)
+    if model.cache is not None and model.cache.kind == "magcache":
+        magcache_ratios(model, spec)  # a first use calibrates: once, outside every timed stage
     timings: dict[str, float] = {}
     t_all = _now(device)
 
@@ -339,8 +341,6 @@ def generate(model: LoadedModel, prompt: str, seed: int = 0, *, spec: SamplingSp
     timings["text_encoder"] = _now(device) - t
 
     x = prepare_noise(model, [seed], spec)
-    if model.cache is not None and model.cache.kind == "magcache":
-        magcache_ratios(model, spec)  # a first use calibrates: outside the timed denoising
 
     t = _now(device)
     cache_stats: dict[str, int] = {}
