@@ -15,6 +15,7 @@ from accvideo.training.recipes.accvideo import AccVideoDistillConfig, run_accvid
 from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_distill
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.util.config import load_config
+from accvideo.util.io import atomic_write_text
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -54,6 +55,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
             from accvideo.eval.decoder import check_decoder
 
             summary["check"] = check_decoder(args.teacher, out / "decoder", num_videos=args.check_videos)
+            summary_file = out / "summary.json"  # the check travels with the run (and into a bundle)
+            atomic_write_text(summary_file, json.dumps({**json.loads(summary_file.read_text()),
+                                                        "check": summary["check"]}, indent=2, default=str))
     else:  # argparse restricts the choices
         raise ValueError(f"`method` must be one of {METHODS} but is {args.method!r}.")
     if int(os.environ.get("RANK", "0")) == 0:

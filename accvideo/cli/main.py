@@ -79,7 +79,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from accvideo.experiments.bundle import bundle_run
+    from accvideo.experiments.bundle import bundle_decoder, bundle_run
+
+    if (Path(args.run) / "decoder" / "decoder_info.json").exists():  # a `distill decoder` run
+        command = args.command_line or f"python -m accvideo distill decoder --out {args.run}"
+        dest = bundle_decoder(args.run, command, name=args.name)
+        print(f"bundled {args.run}/decoder as {dest} (provenance.json)")
+        return 0
 
     command = args.command_line or f"python -m accvideo train-teacher --preset tiny --out {args.run}"
     dest = bundle_run(args.run, args.name, command)
