@@ -96,10 +96,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"bench  prompt {result.prompt!r}  seed {result.seed}  warm-up {result.warmup}  repeats {result.repeats} "
           f"(interleaved; medians; speedup vs {result.baseline})")
     width = max(8, *(len(m) for m in result.rows.model)) + 2
-    header = f"{'model':<{width}}{'steps':>6}{'NFE':>6}{'decoder':>8}{'text_enc s':>12}{'denoise s':>12}"
+    header = f"{'model':<{width}}{'steps':>6}{'NFE':>6}{'skipped':>8}{'decoder':>8}{'text_enc s':>12}{'denoise s':>12}"
     print(header + f"{'decode s':>10}{'total s':>10}{'end-to-end':>11}{'denoise-only':>13}")
     for row in result.rows.itertuples():
-        print(f"{row.model:<{width}}{row.steps:>6}{row.nfe:>6}{row.decoder:>8}{row.text_encoder_s:>12.4f}"
+        print(f"{row.model:<{width}}{row.steps:>6}{row.nfe:>6}{row.skipped:>8g}{row.decoder:>8}{row.text_encoder_s:>12.4f}"
               f"{row.denoising_s:>12.4f}{row.vae_decode_s:>10.4f}{row.total_s:>10.4f}{row.speedup:>10.2f}x"
               f"{row.denoise_speedup:>12.2f}x")
     if args.csv:

@@ -92,11 +92,11 @@ class BenchResult:
 
     def to_markdown(self) -> str:
         """The rows as a GitHub table, both speedups side by side."""
-        head = ["model", "steps", "NFE", "decoder", "cache", "text enc s", "denoise s", "decode s", "total s",
-                "end to end", "denoise only"]
+        head = ["model", "steps", "NFE", "skipped", "decoder", "cache", "text enc s", "denoise s", "decode s",
+                "total s", "end to end", "denoise only"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.rows.itertuples():
-            cells = [r.model, r.steps, r.nfe, r.decoder, r.cache or "", f"{r.text_encoder_s:.4f}",
+            cells = [r.model, r.steps, r.nfe, f"{r.skipped:g}", r.decoder, r.cache or "", f"{r.text_encoder_s:.4f}",
                      f"{r.denoising_s:.4f}", f"{r.vae_decode_s:.4f}", f"{r.total_s:.4f}", f"{r.speedup:.2f}x",
                      f"{r.denoise_speedup:.2f}x"]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
