@@ -14,7 +14,13 @@ from accvideo.generation import generate
 from accvideo.models.cache import CachedWanTransformer, calibration_path
 from accvideo.models.registry import SAMPLING_FILE, load_model
 from accvideo.models.text_cache import TextEmbeddingCache
-from accvideo.models.tiny_decoder import MODEL_SUBFOLDER, TinyVideoDecoder, find_decoder, load_decoder
+from accvideo.models.tiny_decoder import (
+    MODEL_SUBFOLDER,
+    TinyVideoDecoder,
+    find_decoder,
+    has_tiny_decoder,
+    load_decoder,
+)
 from accvideo.models.variants import CacheSpec, split_variant
 from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_distill
 from accvideo.util.config import apply_overrides
@@ -69,11 +75,13 @@ def test_decoder_distill_save_find_and_generate(tiny_pipeline_dir, tmp_path):
     shutil.copytree(tiny_pipeline_dir, model_dir)
     with pytest.raises(ValueError, match="no decoder distilled from the VAE"):
         load_model(f"{model_dir}+tinydecoder")
+    assert not has_tiny_decoder(model_dir)
     full = load_model(model_dir)
     explicit = load_model(model_dir, decoder=str(folder))
     shutil.copytree(folder, model_dir / MODEL_SUBFOLDER)
     tiny = load_model(f"{model_dir}+tinydecoder")
     assert find_decoder(model_dir, "tiny") == model_dir / MODEL_SUBFOLDER and tiny.pipe is full.pipe
+    assert has_tiny_decoder(model_dir)
     assert tiny.label.endswith("+tinydecoder") and explicit.decoder is not None
     a = generate(full, PROMPT, seed=1, num_steps=2)
     b = generate(tiny, PROMPT, seed=1, num_steps=2)
@@ -178,3 +186,34 @@ def test_bench_reports_both_speedups(tiny_pipeline_dir):
     assert rows.denoise_speedup.iloc[0] == 1.0 and rows.cache.iloc[1] == "fbcache@10" and rows.skipped.iloc[1] > 0
     markdown = result.to_markdown()
     assert "| end to end | denoise only |" in markdown and markdown.count("\n") == 4
+
+
+def test_bundled_decoder_serves_the_bundled_students():
+    """assets/tiny-decoder was distilled from the bundled VAE: every bundled model finds it, and it
+    agrees with the VAE above issue 20's 30 dB on a student's samples."""
+    from accvideo.eval.decoder import check_decoder
+    from accvideo.models.registry import ASSETS
+
+    for name in ("tiny-teacher", "tiny-accvideo", "tiny-gpd"):
+        assert find_decoder(ASSETS / name, "tiny") == ASSETS / "tiny-decoder"
+    report = check_decoder("tiny-accvideo", num_videos=2, repeats=1)
+    assert report["psnr_db"] >= 30 and report["steps"] == 5
+
+
+def test_distill_decoder_cli_and_bundle(tiny_pipeline_dir, tmp_path, capsys):
+    from accvideo.cli.main import main
+
+    args = ["distill", "decoder", "--teacher", str(tiny_pipeline_dir), "--out", str(tmp_path / "run"),
+            "--check-videos", "1", *(x for o in SMALL for x in ("--set", o))]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["check"]["num_videos"] == 1 and summary["check"]["decode_speedup"] > 0
+    from accvideo.experiments.bundle import bundle_decoder
+
+    dest = bundle_decoder(tmp_path / "run", "python -m accvideo distill decoder ...", dest_root=tmp_path / "assets")
+    provenance = json.loads((dest / "provenance.json").read_text())
+    assert provenance["check"] == summary["check"] and provenance["vae_sha256"] == summary["vae_sha256"]
+    assert dest.name == "tiny-decoder" and load_decoder(dest) is not None
+    assert main(["distill", "decoder", "--teacher", str(tiny_pipeline_dir), "--out", str(tmp_path / "run"),
+                 "--set", "method.channels=16"]) == 2  # another config into the same run: refused
+    assert "another config" in capsys.readouterr().err

@@ -173,3 +173,13 @@ def find_decoder(model_folder: Path | None, choice: str | Path) -> Path:
                      f"{want[:12]}...) among {[str(c) for c in candidates] or 'none found'}; train one with "
                      f"`python -m accvideo distill decoder --teacher {model_folder} --out RUN` and put RUN/decoder "
                      f"in the model folder as {MODEL_SUBFOLDER}/ or under $ACCVIDEO_DECODERS_DIR.")
+
+
+def has_tiny_decoder(model_folder: str | Path | None) -> bool:
+    """Whether `+tinydecoder` / `decoder="tiny"` would find a decoder for this model (for the app's
+    choices: offer the option only where it works)."""
+    try:
+        find_decoder(None if model_folder is None else Path(model_folder), "tiny")
+    except ValueError:
+        return False
+    return True
