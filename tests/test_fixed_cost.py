@@ -175,6 +175,8 @@ def test_text_cache_hit_is_visible_and_changes_nothing(tiny_pipeline_dir):
     assert (second.video == first.video).all()
     generate(model, "a blue square moving up", seed=0, num_steps=2, text_cache=cache)
     assert len(cache) == 1 and not generate(model, PROMPT, seed=0, num_steps=2, text_cache=cache).text_cached
+    # without guidance the conditioning has no negative rows: another entry, not a hit
+    assert not generate(model, PROMPT, seed=0, num_steps=2, guidance_scale=1.0, text_cache=cache).text_cached
     with pytest.raises(ValueError, match="`max_entries`"):
         TextEmbeddingCache(0)
 
@@ -184,6 +186,8 @@ def test_bench_reports_both_speedups(tiny_pipeline_dir):
     rows = result.rows
     assert {"speedup", "denoise_speedup", "decoder", "cache", "skipped"} <= set(rows.columns)
     assert rows.denoise_speedup.iloc[0] == 1.0 and rows.cache.iloc[1] == "fbcache@10" and rows.skipped.iloc[1] > 0
+    assert rows.denoise_speedup.iloc[1] == rows.denoising_s.iloc[0] / rows.denoising_s.iloc[1]
+    assert rows.speedup.iloc[1] == rows.total_s.iloc[0] / rows.total_s.iloc[1]
     markdown = result.to_markdown()
     assert "| end to end | denoise only |" in markdown and markdown.count("\n") == 4
 
