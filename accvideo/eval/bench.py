@@ -96,7 +96,8 @@ class BenchResult:
                 "total s", "end to end", "denoise only"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.rows.itertuples():
-            cells = [r.model, r.steps, r.nfe, f"{r.skipped:g}", r.decoder, r.cache or "", f"{r.text_encoder_s:.4f}",
+            cache = r.cache if isinstance(r.cache, str) else ""  # pandas reads a missing one as NaN
+            cells = [r.model, r.steps, r.nfe, f"{r.skipped:g}", r.decoder, cache, f"{r.text_encoder_s:.4f}",
                      f"{r.denoising_s:.4f}", f"{r.vae_decode_s:.4f}", f"{r.total_s:.4f}", f"{r.speedup:.2f}x",
                      f"{r.denoise_speedup:.2f}x"]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")

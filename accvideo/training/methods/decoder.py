@@ -11,9 +11,9 @@ student learns the VAE, not the clips. `heldout` of the N are kept out of traini
 summary's PSNR.
 
 Loss per batch (prediction p, target y, both (B, 3, T, H, W)):
-    loss = mean((p - y)^2) + freq_weight * mean(| |FFT2(p)| - |FFT2(y)| |) / (H W)^0.5
+    loss = mean((p - y)^2) + freq_weight * mean(| |FFT2(p)| - |FFT2(y)| |)   (orthonormal spatial FFT)
 The frequency term (spatial FFT amplitudes, orthonormal) penalises the blur an MSE-trained
-small decoder drifts to; set `freq_weight=0` to train on MSE alone (measured in docs/DECODER.md).
+small decoder drifts to; set `freq_weight=0` to train on MSE alone (measured in docs/FIXED_COST.md).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ class DecoderConfig:
     num_videos: int = 1024  # latents for "world" (SynVid: at most this many of its samples)
     heldout: int = 64  # of them, kept out of training for the summary's PSNR
     noise_std: float = 0.3  # "world": largest perturbation, in normalised latent units
-    channels: int = 48
-    num_blocks: int = 1
+    channels: int = 64
+    num_blocks: int = 2
     pixel_shuffle: int = 2
-    freq_weight: float = 0.1
+    freq_weight: float = 0.3
     crop: int = 0  # train on random latent crops of this size (0: whole frames); for large real videos
     data_batch: int = 8  # videos per VAE call while building the data
 

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class DecoderDistillConfig:
     # a small convolutional net on data in memory: a larger step size than the transformers'
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=2000, batch_size=16, lr=2e-3,
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=3000, batch_size=16, lr=2e-3,
                                                                           warmup_steps=50, log_every=50,
                                                                           checkpoint_every=250))
     method: DecoderConfig = field(default_factory=DecoderConfig)
