@@ -233,3 +233,63 @@ def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_p
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     weights = "pipeline/transformer/diffusion_pytorch_model.safetensors"
     assert (tmp_path / "killed" / weights).read_bytes() == (tmp_path / "straight" / weights).read_bytes()
+
+
+@pytest.mark.slow  # two torchrun processes: about 45 s on 2 busy cores
+def test_two_processes_fsdp2_bf16_adversarial_from_step_0(tiny_pipeline_dir, synvid_dir, tmp_path):
+    """FSDP2 shards the student and the heads; the student phase runs the sharded heads under
+    `frozen`, and the next discriminator phase must still train them (issue 16: it crashed with
+    "element 0 of tensors does not require grad" at the second step)."""
+    base = ["distill", "accvideo", "--teacher", str(tiny_pipeline_dir), "--synvid", str(synvid_dir),
+            "--out", str(tmp_path / "run")]
+    sets = CLI_FAST + ["trainer.steps=3", "trainer.checkpoint_every=3", "method.adv_start=0", "method.lambda_adv=0.5",
+                       "trainer.parallel=fsdp2", "trainer.mixed_precision=bf16"]
+    done = _cli(base + _sets(sets), torchrun=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["parallel"] == "fsdp2"
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert all(np.isfinite(r["discriminator/loss"]) and np.isfinite(r["student/g"]) for r in lines)
+    assert all(r["discriminator/grad_norm"] > 0 for r in lines)  # the heads get gradients every step
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    teacher = load_model(tiny_pipeline_dir).transformer.state_dict()
+    student = state["modules"]["student"]
+    assert student.keys() == teacher.keys() and any(not torch.equal(student[k], teacher[k]) for k in teacher)
+
+
+def test_one_segment_per_sample_is_an_unbiased_estimate_of_the_trajectory_loss(tiny_pipeline_dir, key_data):
+    """`method.segments=one`: each sample steps only its drawn segment; averaged over the m
+    equally likely draws, the loss is exactly the all-segments loss (a mean over segments)."""
+    pipe = load_model(tiny_pipeline_dir)
+    full = make_method(pipe, key_data, lambda_adv=0.0)
+    one = make_method(pipe, key_data, lambda_adv=0.0, segments="one")
+    batch = full.batch(np.random.default_rng(3), 2)
+    with torch.no_grad():
+        exact = full.loss("student", batch, full.trainable(), step=0)[0]
+        draws = [one.loss("student", {**batch, "segment": torch.full((2,), j)}, one.trainable(), step=0)[0]
+                 for j in range(M)]
+        mixed = one.loss("student", batch, one.trainable(), step=0)[0]  # segments (j_0, j_1) as drawn
+    assert torch.allclose(torch.stack(draws).mean(), exact, rtol=1e-5)
+    assert not torch.allclose(draws[0], exact, rtol=1e-3)  # one draw alone is not the full loss
+    # by hand, for the drawn segments
+    s, j = one.key_sigmas, batch["segment"]
+    rows = torch.arange(2)
+    x = batch["states"][rows, j]
+    with torch.no_grad():
+        v = one.student(x, timestep=s[j] * 1000, encoder_hidden_states=batch["cond"]["encoder_hidden_states"],
+                        return_dict=False)[0]
+    target = batch["states"][rows, j + 1]
+    assert torch.allclose(mixed, ((x + (s[j + 1] - s[j]).view(-1, 1, 1, 1, 1) * v - target) ** 2).mean(), rtol=1e-4)
+    with pytest.raises(ValueError, match="`method.segments` must be 'all' or 'one' but is 'two'"):
+        make_method(pipe, key_data, segments="two")
+
+
+def test_one_segment_adversarial_step_trains(tiny_pipeline_dir, key_data):
+    method = make_method(load_model(tiny_pipeline_dir), key_data, lambda_adv=0.5, segments="one")
+    batch = method.batch(np.random.default_rng(1), 3)
+    d_loss, _ = method.loss("discriminator", batch, method.trainable(), step=0)
+    g_loss, extra = method.loss("student", batch, method.trainable(), step=0)
+    g_loss.backward()
+    assert torch.isfinite(d_loss) and "g" in extra
+    assert all(p.grad is not None for p in method.student.parameters() if p.requires_grad)

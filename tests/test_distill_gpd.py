@@ -158,7 +158,8 @@ def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path)
     table = run_gpd_ablation(str(tiny_pipeline_dir), tmp_path, schedule=(4, 2, 1), stage_steps=(1, 1),
                              num_videos=2, overrides=["trainer.batch_size=2", "trainer.log_every=1"])
     assert list(table.row) == ["teacher@4", "teacher@1", "GPD: progressive + frequency loss",
-                               "GPD without the frequency loss", "GPD one jump 4 -> 1"]
+                               "GPD without the frequency loss", "GPD one jump 4 -> 1",
+                               "GPD paper variant (secondary source)"]
     assert table.hf_vs_teacher.iloc[0] == 1.0 and table.hf_energy.between(0, 1).all()
     one_jump = json.loads((tmp_path / "one-jump" / "pipeline" / "accvideo_sampling.json").read_text())
     assert one_jump["num_steps"] == 1 and one_jump["schedule"] == [1]
@@ -166,4 +167,53 @@ def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path)
 
     no_freq = yaml.safe_load((tmp_path / "no-freq" / "stages" / "stage-1" / "config.yaml").read_text())
     assert no_freq["method"]["lambda_freq"] == 0
-    assert (tmp_path / "gpd_ablation.md").read_text().count("\n") == 7
+    paper = json.loads((tmp_path / "paper" / "pipeline" / "accvideo_sampling.json").read_text())
+    assert paper["variant"] == "paper" and paper["schedule"] == [2, 2, 1]
+    assert (tmp_path / "gpd_ablation.md").read_text().count("\n") == 8
+
+
+def test_paper_variant_grids_guidance_and_frequency_stage():
+    cfg = gpd.GPDConfig(teacher_steps=48, schedule=(6,), variant="paper", guidance_end=1.0)
+    cfg.validate()
+    assert cfg.stage_counts() == (24, 16, 12, 10, 8, 7, 6)  # the horizon grows by one teacher step per stage
+    assert [cfg.horizon(k) for k in (1, 7)] == [2, 8]
+    assert cfg.teacher_guidance(1, 2.5) == 2.5 and cfg.teacher_guidance(7, 2.5) == pytest.approx(1.0)
+    assert cfg.teacher_guidance(4, 2.5) == pytest.approx(1.75)
+    with pytest.raises(ValueError, match=r"`method.stage_steps` must give one count per stage of the paper variant"):
+        gpd.GPDConfig(teacher_steps=48, schedule=(6,), variant="paper", stage_steps=(1, 1)).validate()
+    with pytest.raises(ValueError, match=r"`method.variant` must be 'ours' or 'paper' but is 'papr'"):
+        gpd.GPDConfig(variant="papr").validate()
+
+
+def test_paper_target_is_guide_jump_then_one_teacher_step(tiny_pipeline_dir):
+    pipe = load_model(tiny_pipeline_dir)
+    cfg = gpd.GPDConfig(teacher_steps=5, schedule=(2,), variant="paper", lambda_freq=0.5)
+    assert cfg.stage_counts() == (3, 2)
+    text, _ = pipe.pipe.encode_prompt(["a red circle moving left"], do_classifier_free_guidance=False,
+                                      max_sequence_length=8)
+    empty = pipe.pipe.encode_prompt("", do_classifier_free_guidance=False, max_sequence_length=8)[0][0]
+    cond, uncond = {"encoder_hidden_states": text.detach()}, {"encoder_hidden_states": empty[None].detach()}
+    stage = gpd.GPDStage(cfg, 2, pipe.transformer, pipe.transformer, 3, 1.0, cond, uncond, (16, 5, 8, 8), 3.0,
+                         teacher=pipe.transformer, teacher_guidance=2.0)
+    assert stage.student_index.tolist() == [0, 3, 5] and stage.use_freq  # last jump shorter; freq in the last stage
+    noise = torch.randn(1, 16, 5, 8, 8, generator=torch.Generator().manual_seed(0))
+    _, target = stage.online_target(noise, cond, torch.tensor([1]))
+    s = stage.fine_sigmas
+    x = noise + (s[3] - s[0]) * stage._velocity(stage.student, noise, s[0].expand(1), cond)  # the student's roll-out
+    y = x + (s[4] - s[3]) * stage._velocity(stage.guide, x, s[3].expand(1), cond, 1.0)  # guide: 1 of the 2 steps
+    y = y + (s[5] - s[4]) * stage._velocity(stage.teacher, y, s[4].expand(1), cond, 2.0)  # teacher: the last one
+    assert torch.allclose(target, y, atol=1e-5)
+    first = gpd.GPDStage(cfg, 1, pipe.transformer, pipe.transformer, 5, 1.0, cond, uncond, (16, 5, 8, 8), 3.0,
+                         teacher=pipe.transformer, teacher_guidance=2.0)
+    assert not first.use_freq
+
+
+def test_paper_variant_trains_end_to_end(tiny_pipeline_dir, tmp_path):
+    cfg = apply_overrides(GPDDistillConfig(), FAST[:-2] + ["method.teacher_steps=6", "method.schedule=[2]",
+                                                           "method.variant=paper"])
+    summary = run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
+    assert [s["student_steps"] for s in summary["stage_runs"]] == [3, 2]
+    assert [s["horizon"] for s in summary["stages"]] == [2, 3]
+    sampling = json.loads((tmp_path / "pipeline" / "accvideo_sampling.json").read_text())
+    assert sampling["num_steps"] == 2 and sampling["variant"] == "paper" and len(sampling["sigmas"]) == 3
+    assert generate(load_model(tmp_path / "pipeline"), "a red circle moving left", seed=0).nfe == 2

@@ -98,3 +98,56 @@ def test_one_gpd_step_on_cuda_bf16(tiny_pipeline_dir, tmp_path):
                           + ["trainer.steps=1", "trainer.mixed_precision=bf16"])
     summary = run_gpd(str(tiny_pipeline_dir), tmp_path, cfg)
     assert all(torch.isfinite(torch.tensor(r["final"]["student/loss"])) for r in summary["stage_runs"])
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    """A world-size-1 gloo group in this process (FSDP2's hooks run as in a real run)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    if dist.is_initialized():
+        pytest.skip("a process group is already initialised in this test process")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        yield init_device_mesh("cpu", (1,))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_bf16_fsdp2_keeps_the_timestep_fp32(tiny_pipeline_dir, one_process_group):
+    """FSDP2's bf16 policy would cast t = 999 to 1000; the transformer must see 999.0 in fp32."""
+    import copy
+
+    model = copy.deepcopy(load_model(tiny_pipeline_dir).transformer)
+    ref = copy.deepcopy(model)
+    seen = []
+    model.condition_embedder.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    sharded = shard_fsdp2(model, one_process_group, "bf16")
+    x, t, text = torch.randn(1, 16, 3, 8, 8), torch.tensor([999.0]), torch.randn(1, 8, 32)
+    with torch.no_grad():
+        a = sharded(x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
+        b = ref(x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
+    assert seen[0].dtype == torch.float32 and seen[0].item() == 999.0
+    assert a.dtype == torch.bfloat16 and torch.allclose(a.float(), b, atol=0.1)
+
+
+def test_frozen_restores_requires_grad_on_fsdp2_shards(one_process_group):
+    """AccVideo's student phase runs the FSDP2-wrapped heads under `frozen`; the next
+    discriminator phase must train them again ("element 0 of tensors does not require grad")."""
+    from torch.distributed.fsdp import fully_shard
+
+    from accvideo.training.methods.accvideo import KeyStepHeads, frozen
+
+    heads = fully_shard(KeyStepHeads(num_heads=2, num_layers=1, dim=8, hidden=4), mesh=one_process_group)
+    features, index = [torch.randn(2, 5, 8)], torch.tensor([0, 1])
+    heads(features, index).sum().backward()  # discriminator phase
+    grads = [p.grad.clone() for p in heads.parameters()]
+    x = torch.randn(2, 5, 8, requires_grad=True)
+    with frozen(heads):  # student phase: gradients into the input only, backward after the block
+        score = heads([x], index).sum()
+    score.backward()
+    assert x.grad is not None and all(torch.equal(p.grad, g) for p, g in zip(heads.parameters(), grads))
+    heads.reshard()
+    assert all(p.requires_grad for p in heads.parameters())
+    assert heads(features, index).requires_grad  # the next discriminator phase has a graph

@@ -244,6 +244,7 @@ def test_bad_inputs_name_argument_rule_and_value(tiny_pipeline_dir, prompt_file,
         (dict(store="0,3,2"), "`store` must be .* but is '0,3,2'"),
         (dict(store="everything"), "`store` must be .* but is 'everything'"),
         (dict(dtype="int8"), "`dtype` must be one of"),
+        (dict(compute_dtype="fp8"), r"`compute_dtype` must be one of \['fp32', 'bf16'\] but is 'fp8'"),
         (dict(shard_size=0), "`shard_size` must be an integer >= 1 but is 0"),
         (dict(teacher="no-such-model"), "`model` must be a known model name .* 'no-such-model'"),
     ]
@@ -262,6 +263,22 @@ def test_videos_and_reduced_precision(tiny_pipeline_dir, prompt_file, tmp_path):
     sample = open_synvid(tmp_path)[2]
     assert sample["latents"].dtype == torch.bfloat16 and sample["latents"].shape == (2, 16, 5, 8, 8)
     assert sample["prompt"] == PROMPTS[2] and sample["cond"]["encoder_hidden_states"].dtype == torch.bfloat16
+
+
+def test_bf16_teacher_is_a_recorded_other_dataset(tiny_pipeline_dir, prompt_file, tmp_path):
+    """`compute_dtype=bf16` runs the teacher in bf16: its trajectories are close to fp32's but not equal,
+    so the config records it, and adding states to an fp32 dataset with it is refused."""
+    fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
+    common = dict(samples_per_prompt=1, shard_size=3, store="0,4")
+    generate_synvid(config(tiny_pipeline_dir, prompt_file, **common), fp32, progress=False)
+    generate_synvid(config(tiny_pipeline_dir, prompt_file, compute_dtype="bf16", **common), bf16, progress=False)
+    a, b = open_synvid(fp32)[0]["latents"], open_synvid(bf16)[0]["latents"]
+    assert torch.equal(a[0], b[0])  # the same noise
+    assert not torch.equal(a[1], b[1]) and torch.allclose(a[1], b[1], atol=0.25)  # bf16 arithmetic, same result
+    assert json.loads((bf16 / "config.json").read_text())["compute_dtype"] == "bf16"
+    assert "compute_dtype" not in json.loads((fp32 / "config.json").read_text())  # older fp32 datasets still match
+    with pytest.raises(ValueError, match="`compute_dtype` is None there but 'bf16' now"):
+        generate_synvid(config(tiny_pipeline_dir, prompt_file, compute_dtype="bf16", **common), fp32, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,8 @@ def _compare_tab(manager: JobManager, teacher: str):
                 video_slots += [gr.Video(label=f"slot {i + 2}", autoplay=True, loop=True, height=256,
                                          visible=False) for i in range(NUM_SLOTS - 1)]
             speedup = gr.Markdown(elem_id="speedup")
-            timing_table = gr.Dataframe(label="Time per stage (s), NFE and speedup", elem_id="timing")
+            timing_table = gr.Dataframe(label="Time per stage (s, medians of 3 runs), NFE and speedup",
+                                        elem_id="timing")
             timing_plot = gr.Plot(label="Timing", elem_id="timing-plot")
             used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
     slot_labels = gr.State([])

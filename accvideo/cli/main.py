@@ -247,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     from accvideo.cli.models import add_parsers as add_model_parsers  # models, convert, lora-export
 
     add_model_parsers(sub)
+
+    from accvideo.cli.plan import add_parser as add_plan_parser  # plan (memory per GPU)
+
+    add_plan_parser(sub)
     return parser
 
 

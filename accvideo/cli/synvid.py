@@ -12,7 +12,8 @@ def cmd_synvid(args: argparse.Namespace) -> int:
     cfg = SynVidConfig(
         teacher=args.teacher, prompts=args.prompts, num_steps=args.num_steps,
         samples_per_prompt=args.samples_per_prompt, base_seed=args.base_seed, store=args.store, dtype=args.dtype,
-        shard_size=args.shard_size, batch_size=args.batch_size, guidance_scale=args.guidance, shift=args.shift,
+        compute_dtype=args.compute_dtype, shard_size=args.shard_size, batch_size=args.batch_size,
+        guidance_scale=args.guidance, shift=args.shift,
         num_frames=args.frames, height=args.height, width=args.width, negative_prompt=args.negative_prompt,
         videos=args.videos,
     )
@@ -60,6 +61,9 @@ def add_parser(sub) -> None:
                    help="states to keep: all (n + 1) | key:M (the M + 1 key states) | explicit list like 0,10,50")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                    help="storage dtype of latents and text embeddings")
+    p.add_argument("--compute-dtype", default="fp32", choices=["fp32", "bf16"],
+                   help="the teacher's weights and arithmetic (bf16: half the memory; on CUDA fp32 uses TF32 "
+                        "matmuls either way)")
     p.add_argument("--shard-size", type=int, default=16, help="samples per shard file")
     p.add_argument("--batch-size", type=int, default=1,
                    help="seeds of one prompt generated together (1: bit-exact with `generate`; more: faster)")

@@ -20,6 +20,7 @@ import pandas as pd
 from accvideo.eval.plots import plot_ablation
 from accvideo.eval.scorer import Scorer
 from accvideo.eval.tables import add_bench, markdown_table, table_columns
+from accvideo.training.methods.gpd import GPDConfig
 from accvideo.training.recipes.accvideo import AccVideoDistillConfig, run_accvideo
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.util.config import apply_overrides
@@ -98,7 +99,7 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
                      stage_steps: tuple[int, ...] = (400, 400, 600), split: str = "train", num_videos: int = 24,
                      overrides: list[str] | None = None, full_run: str | Path | None = None,
                      scorer: Scorer | None = None, one_jump_steps: int | None = None,
-                     bench_repeats: int = 3) -> pd.DataFrame:
+                     bench_repeats: int = 3, paper: bool = True) -> pd.DataFrame:
     """GPD with and without the frequency loss, and with and without progressive stages.
 
     Rows: the teacher at `schedule[0]` and at `schedule[-1]` steps; the full GPD student
@@ -107,7 +108,9 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
     (default: as many as all progressive stages together; one jump step costs more forward
     passes, since its guide takes schedule[0] / schedule[-1] guided steps per target).
     `hf_energy` is the share of latent spectral energy above the cutoff; `hf_vs_teacher` divides
-    it by the teacher's at schedule[0] steps (1 = as sharp)."""
+    it by the teacher's at schedule[0] steps (1 = as sharp). With `paper`, one more row: the paper
+    variant of a secondary description (`GPDConfig.variant`), its stages sharing the same total
+    of optimiser steps as the progressive stages."""
     out = Path(out)
     scorer = scorer or Scorer(teacher, out / "scores", split, num_videos)
 
@@ -127,6 +130,11 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
                          str(student("no-freq", schedule, stage_steps, ["method.lambda_freq=0"]))),
             scorer.score(f"GPD one jump {schedule[0]} -> {schedule[-1]}",
                          str(student("one-jump", (schedule[0], schedule[-1]), (jump_steps,), [])))]
+    if paper:
+        counts = GPDConfig(teacher_steps=schedule[0], schedule=(schedule[-1],), variant="paper").stage_counts()
+        per_stage = [max(1, sum(stage_steps) // len(counts))] * len(counts)
+        rows.append(scorer.score("GPD paper variant (secondary source)", str(student(
+            "paper", (schedule[0], schedule[-1]), tuple(per_stage), ["method.variant=paper"]))))
     table = add_bench(pd.DataFrame(rows), bench_repeats)
     table["hf_vs_teacher"] = (table["hf_energy"] / table["hf_energy"].iloc[0]).round(3)
     table.to_csv(out / "gpd_ablation.csv", index=False)

@@ -110,6 +110,23 @@ REAL_MODELS: dict[str, RealModel] = {m.name: m for m in [
 ]}
 
 
+# The published transformer configs (the -Diffusers repos' transformer/config.json; HunyuanVideo's is
+# diffusers' default), and the other components' parameter counts in billions (counted on the meta
+# device, docs/GPU.md), for the memory plan of a model that is not on this machine.
+_WAN = {"patch_size": [1, 2, 2], "attention_head_dim": 128, "in_channels": 16, "out_channels": 16, "text_dim": 4096,
+        "freq_dim": 256, "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6,
+        "rope_max_seq_len": 1024}
+_WAN_1_3B = {**_WAN, "num_attention_heads": 12, "ffn_dim": 8960, "num_layers": 30}
+_WAN_14B = {**_WAN, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
+ARCHITECTURES: dict[str, dict] = {
+    "hunyuanvideo": {"transformer": {}, "text_encoders_b": 7.51 + 0.12, "vae_b": 0.25, "vae_factors": (4, 8)},
+    "wan2.1-t2v-1.3b": {"transformer": _WAN_1_3B, "text_encoders_b": 5.68, "vae_b": 0.13, "vae_factors": (4, 8)},
+    "wan2.1-t2v-14b": {"transformer": _WAN_14B, "text_encoders_b": 5.68, "vae_b": 0.13, "vae_factors": (4, 8)},
+}
+ARCHITECTURES["accvideo-hunyuan-5step"] = ARCHITECTURES["hunyuanvideo"]
+ARCHITECTURES["accvideo-wan-t2v-14b"] = ARCHITECTURES["wan2.1-t2v-14b"]
+
+
 def models_dir() -> Path:
     """Where named real models live and converted students are written (read at call time)."""
     return Path(os.environ.get("ACCVIDEO_MODELS_DIR", "~/.cache/accvideo/models")).expanduser()

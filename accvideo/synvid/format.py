@@ -126,6 +126,9 @@ def parse_store(spec: str, num_steps: int) -> list[int]:
     return steps
 
 
+COMPUTE_DTYPES = ("fp32", "bf16")  # the teacher's compute precision (`load_model(dtype=)`)
+
+
 @dataclass
 class SynVidConfig:
     """What to generate. `None` fields take the teacher's saved sampling defaults
@@ -138,6 +141,7 @@ class SynVidConfig:
     base_seed: int = 0
     store: str = "all"
     dtype: str = "float32"
+    compute_dtype: str = "fp32"  # the teacher's weights and arithmetic: fp32 or bf16 (TF32 matmuls on CUDA)
     shard_size: int = 16
     guidance_scale: float | None = None
     shift: float | None = None
@@ -158,6 +162,8 @@ class SynVidConfig:
             raise ValueError(f"`base_seed` must be an integer >= 0 but is {self.base_seed!r}.")
         if self.dtype not in DTYPES:
             raise ValueError(f"`dtype` must be one of {list(DTYPES)} but is {self.dtype!r}.")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"`compute_dtype` must be one of {list(COMPUTE_DTYPES)} but is {self.compute_dtype!r}.")
         parse_store(self.store, self.num_steps)
         load_prompts(self.prompts)
 
@@ -241,6 +247,8 @@ def resolve_config(cfg: SynVidConfig, model) -> dict[str, Any]:
         "negative_prompt": spec.negative_prompt,
         # only when not Euler, so the configs of datasets made before UniPC existed still match
         **({"sampler": spec.sampler} if spec.sampler != "euler" else {}),
+        # likewise only when not fp32: a bf16 teacher makes other trajectories, so another dataset
+        **({"compute_dtype": cfg.compute_dtype} if cfg.compute_dtype != "fp32" else {}),
         "store": str(cfg.store).strip().lower().replace(" ", ""),
         "stored_steps": parse_store(cfg.store, num_steps),
         "sigmas": list(spec.sigmas),

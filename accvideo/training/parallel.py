@@ -26,19 +26,62 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     return blocks
 
 
+def enable_checkpointing(module: nn.Module) -> bool:
+    """Gradient (activation) checkpointing of each transformer block: a block keeps only its
+    inputs during forward and recomputes its activations in backward, one block at a time, so
+    the activation memory of a pass drops from all blocks' to about one block's plus the block
+    inputs, for about one more forward of compute. Uses the diffusers models' own switch (Wan
+    and HunyuanVideo call every block through `torch.utils.checkpoint`, non-reentrant, when it
+    is on and grad is enabled). Returns False, changing nothing, for a module without transformer
+    blocks (AccVideo's heads, a VAE)."""
+    model = getattr(module, "module", module)  # through a DDP wrapper
+    has_blocks = any(getattr(model, name, None) for name in BLOCK_LISTS)
+    if not has_blocks or not getattr(model, "_supports_gradient_checkpointing", False):
+        return False
+    model.enable_gradient_checkpointing()
+    return True
+
+
 def shard_fsdp2(module: nn.Module, mesh, mixed_precision: str = "no") -> nn.Module:
     """Shard `module` in place with FSDP2: each transformer block its own unit (its parameters
     are gathered just for its forward/backward), then the root for the rest."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     kwargs = {"mesh": mesh}
+    root = dict(kwargs)
     if mixed_precision == "bf16":
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        # FSDP2 would cast every floating input of the root to bf16, the timestep too (999 -> 1000,
+        # and every t above 256 lands on a multiple of 2 or more). The root casts nothing itself;
+        # our pre-hook casts the other inputs and leaves the FP32_INPUTS alone.
+        root["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32,
+                                                 cast_forward_inputs=False)
+        module.register_forward_pre_hook(_cast_inputs_but_timesteps, with_kwargs=True)
     for name in BLOCK_LISTS:
         for block in getattr(module, name, None) or []:
             fully_shard(block, **kwargs)
-    fully_shard(module, **kwargs)
+    fully_shard(module, **root)
     return module
+
+
+# Inputs a transformer embeds sinusoidally in fp32 itself: kept fp32 under bf16 compute.
+FP32_INPUTS = ("timestep", "guidance")
+
+
+def _cast_inputs_but_timesteps(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Floating inputs, also inside lists and dicts (the heads take a list of features), to bf16:
+    the root's weights are gathered in bf16. The keyword inputs named in FP32_INPUTS stay as they are."""
+    def cast(x):
+        if isinstance(x, torch.Tensor):
+            return x.to(torch.bfloat16) if x.is_floating_point() else x
+        if isinstance(x, (list, tuple)):
+            return type(x)(cast(v) for v in x)
+        if isinstance(x, dict):
+            return {k: cast(v) for k, v in x.items()}
+        return x
+
+    return (tuple(cast(a) for a in args),
+            {k: v if k in FP32_INPUTS else cast(v) for k, v in kwargs.items()})
 
 
 def full_state_dict(module: nn.Module, sharded: bool) -> dict:

@@ -37,7 +37,14 @@ from accvideo.training.checkpoint import MetricsLog, load_latest_checkpoint, sav
 from accvideo.training.export import export_student
 from accvideo.training.hooks import Hook
 from accvideo.training.lr import lr_factor
-from accvideo.training.parallel import FullState, full_state_dict, load_states, optimizer_states, shard_fsdp2
+from accvideo.training.parallel import (
+    FullState,
+    enable_checkpointing,
+    full_state_dict,
+    load_states,
+    optimizer_states,
+    shard_fsdp2,
+)
 from accvideo.util import distributed
 from accvideo.util.config import save_config, to_dict
 
@@ -59,6 +66,9 @@ class TrainerConfig:
     threads: int = 0  # torch threads per process; 0 leaves torch's default
     parallel: str = "ddp"  # "ddp" | "fsdp2" (sharded; see the module docstring)
     mixed_precision: str = "no"  # "no" | "bf16": bf16 compute, fp32 master weights and reductions
+    # recompute each transformer block in backward (trainables, and frozen models a method runs
+    # with grad, e.g. AccVideo's teacher): far less activation memory for about 1/3 more compute
+    gradient_checkpointing: bool = False
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every"):
@@ -76,7 +86,8 @@ class Method(Protocol):
     """What a training method provides to the loop.
 
     `rng_stream`: None, or an integer mixed into the batch RNG key (the teacher's stages keep
-    their historical keys with it; see `_step_rng`)."""
+    their historical keys with it; see `_step_rng`). Optional: `grad_frozen()`, the frozen
+    models the method backpropagates through (checkpointed with the trainables)."""
 
     name: str
     all_phases: list[str]
@@ -166,6 +177,8 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
     modules = method.trainable()
     for m in modules.values():
         m.to(info.device)
+    if cfg.gradient_checkpointing:
+        _enable_checkpointing(method, modules)
     sharded = cfg.parallel == "fsdp2" and info.distributed
     if sharded and hooks:
         raise ValueError(f"`hooks` must be empty with `trainer.parallel` 'fsdp2' (they would average shards) but "
@@ -248,6 +261,15 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
             export_student(method, modules, teacher, out, summary, full_config)
     distributed.barrier(info)
     return summary
+
+
+def _enable_checkpointing(method: Method, modules: dict[str, nn.Module]) -> None:
+    """Checkpoint the transformer blocks of the trainables and of `method.grad_frozen()` (frozen
+    models the method backpropagates through, if it has any); before any wrapping."""
+    targets = {**modules, **(method.grad_frozen() if hasattr(method, "grad_frozen") else {})}
+    if not [name for name, m in targets.items() if enable_checkpointing(m)]:
+        raise ValueError(f"`trainer.gradient_checkpointing` is true but no module of method {method.name!r} "
+                         f"({sorted(targets)}) has transformer blocks to checkpoint; set it to false.")
 
 
 def _phase_step(method: Method, phase: str, step: int, factor: float, cfg: TrainerConfig,

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from tqdm.auto import tqdm
@@ -33,6 +34,7 @@ EXAMPLE_PROMPTS = [prompt_for(*c) for c in TRAIN_COMBOS[::11]]
 STAGES = ("text_encoder", "denoising", "vae_decode")
 MAX_STUDENTS = 3  # student video slots beside the teacher's and the naive teacher's
 NUM_SLOTS = 2 + MAX_STUDENTS
+REPEATS = 3  # timed rounds per Compare, after one warm-up: one run's speedup varied 1.9x-18.3x
 GENERATE_LOCK = threading.Lock()  # one generation at a time: the cores are shared, the queue waits
 
 
@@ -92,23 +94,45 @@ class CompareResult:
     seed: int = 0
 
 
-def _timed_video(model_ref: str, label: str, prompt: str, seed: int, steps: int | None) -> tuple[dict, str]:
-    model = load_model(model_ref)
-    spec = resolve_sampling(model, num_steps=steps)  # None: the model's saved steps (a student's schedule)
-    bar = tqdm(total=spec.num_steps, desc=label, leave=False)  # gr.Progress(track_tqdm=True) shows this bar
+def _timed_runs(entries: list[tuple[str, str, int | None]], prompt: str, seed: int, repeats: int
+                ) -> tuple[list[dict], list[str]]:
+    """Time every (label, model, steps) of `entries`: one untimed warm-up each, then `repeats`
+    interleaved rounds (each model once per round), so a load spike on the shared cores hits
+    every model alike. Rows hold the median seconds per stage, the total's min and max, and
+    `ratios`: the teacher's (first entry's) total over this model's, one per round. Returns
+    (rows, mp4 paths of the last round's videos)."""
+    models = [(label, load_model(ref)) for label, ref, _ in entries]
+    # None: the model's saved steps (a student's schedule)
+    specs = [resolve_sampling(model, num_steps=steps) for (_, model), (_, _, steps) in zip(models, entries)]
+    total = sum(spec.num_steps for spec in specs) * (repeats + 1)
+    bar = tqdm(total=total, desc="compare", leave=False)  # gr.Progress(track_tqdm=True) shows this bar
 
     def step(i, n, sigma_next, x):
         bar.update(1)
 
+    timings: list[list[dict]] = [[] for _ in entries]
     try:
-        result = generate(model, prompt, seed=seed, spec=spec, callback=step)
+        for round_ in range(repeats + 1):  # round 0 warms up (first calls pay for allocation and caches)
+            for k, ((label, model), spec) in enumerate(zip(models, specs)):
+                result = generate(model, prompt, seed=seed, spec=spec, callback=step)
+                if round_:
+                    timings[k].append(result.timings)
+                    last = result
+                if round_ == repeats:
+                    path = output_path(label, seed)
+                    write_mp4(last.video, path)
+                    entries[k] = (label, str(path), last.num_steps, last.nfe)
     finally:
         bar.close()
-    path = output_path(label, seed)
-    write_mp4(result.video, path)
-    row = {"model": label, "steps": result.num_steps, "nfe": result.nfe,
-           **{f"{s}_s": round(result.timings[s], 4) for s in (*STAGES, "total")}}
-    return row, str(path)
+    rows = []
+    for (label, _, num_steps, nfe), runs in zip(entries, timings):
+        row = {"model": label, "steps": num_steps, "nfe": nfe,
+               **{f"{s}_s": round(float(np.median([t[s] for t in runs])), 4) for s in (*STAGES, "total")},
+               "total_min_s": round(min(t["total"] for t in runs), 4),
+               "total_max_s": round(max(t["total"] for t in runs), 4),
+               "ratios": [a["total"] / b["total"] for a, b in zip(timings[0], runs)]}
+        rows.append(row)
+    return rows, [path for _, path, _, _ in entries]
 
 
 def timing_figure(table: pd.DataFrame) -> go.Figure:
@@ -122,9 +146,13 @@ def timing_figure(table: pd.DataFrame) -> go.Figure:
 
 
 def speedup_note(table: pd.DataFrame) -> str:
-    """Markdown: each other row's end-to-end speedup over the teacher (the table's first row)."""
-    speedups = ", ".join(f"{m}: **{s:.2f}x**" for m, s in zip(table["model"][1:], table["speedup"][1:]))
-    return f"Speedup over the teacher (end to end): {speedups}" if speedups else "No student chosen."
+    """Markdown: each other row's end-to-end speedup over the teacher (the table's first row), the
+    median of the interleaved rounds with their range."""
+    rows = table.iloc[1:]
+    speedups = ", ".join(f"{r.model}: **{r.speedup:.2f}x** ({r.speedup_min:.2f}-{r.speedup_max:.2f}x)"
+                         for r in rows.itertuples())
+    return (f"Speedup over the teacher, end to end: {speedups}. Median of {REPEATS} interleaved runs after a "
+            "warm-up, with their range in brackets." if speedups else "No student chosen.")
 
 
 def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher: str = "tiny-teacher",
@@ -145,17 +173,18 @@ def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher
     if len(students) > MAX_STUDENTS:
         raise ValueError(f"`students` must hold at most {MAX_STUDENTS} models but holds {len(students)}.")
     resolve_model(teacher)  # a missing teacher fails before any work
-    rows, videos = [], []
+    name = Path(str(teacher)).name
+    naive = [(f"{name} at {naive_steps} steps (no distillation)", teacher, naive_steps)] if naive_steps else []
+    entries = [(f"{name} (teacher)", teacher, teacher_steps), *naive, *[(s, known[s], None) for s in students]]
     with GENERATE_LOCK:
-        name = Path(str(teacher)).name
-        naive = [(f"{name} at {naive_steps} steps (no distillation)", teacher, naive_steps)] if naive_steps else []
-        for label, ref, steps in [(f"{name} (teacher)", teacher, teacher_steps), *naive,
-                                  *[(name, known[name], None) for name in students]]:
-            row, path = _timed_video(ref, label, prompt, seed, steps)
-            rows.append(row)
-            videos.append((f"{label}: {row['steps']} steps, {row['total_s']:.2f} s", path))
+        rows, paths = _timed_runs(entries, prompt, seed, REPEATS)
+    videos = [(f"{row['model']}: {row['steps']} steps, {row['total_s']:.2f} s", path) for row, path in zip(rows, paths)]
+    ratios = [row.pop("ratios") for row in rows]
     table = pd.DataFrame(rows)
-    table["speedup"] = (table["total_s"].iloc[0] / table["total_s"]).round(2)
+    # the speedup of each round (interleaved), summarised by its median and range
+    table["speedup"] = [round(float(np.median(r)), 2) for r in ratios]
+    table["speedup_min"] = [round(min(r), 2) for r in ratios]
+    table["speedup_max"] = [round(max(r), 2) for r in ratios]
     return CompareResult(videos=videos, table=table, figure=timing_figure(table), seed=seed)
 
 

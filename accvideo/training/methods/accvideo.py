@@ -42,8 +42,14 @@ class AccVideoConfig:
     feature_blocks: tuple[int, ...] = ()  # empty: the middle block(s) of the teacher
     disc_lr_scale: float = 1.0  # discriminator lr = trainer lr * this
     head_hidden: int = 64
+    # "all": every sample's m segments go through the student in each micro-batch (L_traj exact);
+    # "one": one segment per sample, drawn uniformly, an unbiased estimate of L_traj with 1/m of
+    # the student's activations (docs/DISTILL.md). The tiny presets keep "all".
+    segments: str = "all"
 
     def validate(self, num_blocks: int, num_steps: int) -> None:
+        if self.segments not in ("all", "one"):
+            raise ValueError(f"`method.segments` must be 'all' or 'one' but is {self.segments!r}.")
         if not 1 <= self.num_key_steps <= num_steps:
             raise ValueError(f"`method.num_key_steps` must be in [1, {num_steps}] but is {self.num_key_steps}.")
         if self.gan_loss not in ("hinge", "non_saturating"):
@@ -81,13 +87,23 @@ class KeyStepHeads(nn.Module):
 
 @contextlib.contextmanager
 def frozen(module: nn.Module):
-    """Temporarily stop gradients into `module`'s parameters (inputs still get gradients)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
+    """Temporarily stop gradients into `module`'s parameters (inputs still get gradients).
+
+    Under FSDP2 the registered parameters swap between the sharded ones (between passes) and
+    the unsharded ones (an FSDP root keeps these after its forward); FSDP copies `requires_grad`
+    from the sharded ones at every unshard. So the module is resharded first and the flags are
+    restored on the very objects that were frozen: restoring on `module.parameters()` after the
+    forward would reach the unsharded ones and leave the sharded ones frozen for good."""
+    if hasattr(module, "reshard"):  # an FSDPModule
+        module.reshard()
+    params = list(module.parameters())
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
     try:
         yield module
     finally:
-        for p, flag in zip(module.parameters(), flags):
+        for p, flag in zip(params, flags):
             p.requires_grad_(flag)
 
 
@@ -182,6 +198,11 @@ class AccVideoMethod:
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student, "heads": self.heads}
 
+    def grad_frozen(self) -> dict[str, nn.Module]:
+        """Frozen models run with grad: the student phase backpropagates through the teacher's
+        features into x_hat, so its blocks are checkpointed too under gradient checkpointing."""
+        return {"teacher": self.teacher}
+
     def phases(self, step: int) -> list[str]:
         if self.cfg.lambda_adv > 0 and step >= self.cfg.adv_start:
             return ["discriminator", "student"]
@@ -210,6 +231,25 @@ class AccVideoMethod:
         x_hat = (x + ds * v).view(b, m, *x.shape[1:])
         return x_hat, states[:, 1:]
 
+    def _one_segment(self, student, states: torch.Tensor, cond: dict[str, torch.Tensor], segment: torch.Tensor):
+        """One Euler step on each sample's own segment j = segment[b]. states: (B, m + 1, C, T, H, W);
+        segment: (B,). Returns the prediction x_hat_{j+1} and the target x_{k_{j+1}}, both (B, C, T, H, W)."""
+        rows = torch.arange(len(segment), device=states.device)
+        x = states[rows, segment]
+        ds = (self.key_sigmas[segment + 1] - self.key_sigmas[segment]).view(-1, 1, 1, 1, 1)
+        v = self.family.transformer_call(student, x, self.key_sigmas[segment], cond, self.embedded_guidance_scale)
+        return x + ds * v, states[rows, segment + 1]
+
+    def _predict(self, student, states, cond, segment):
+        """(x_hat, target) for L_traj: all segments (B, m, ...) or each sample's own (B, ...) by
+        `cfg.segments`; and the prediction for each sample's drawn segment (B, ...), the one the
+        discriminator sees."""
+        if self.cfg.segments == "one":
+            x_hat, target = self._one_segment(student, states, cond, segment)
+            return x_hat, target, x_hat
+        x_hat, target = self._student_step(student, states, cond)
+        return x_hat, target, x_hat[torch.arange(len(segment)), segment]
+
     def _d_logits(self, heads, x: torch.Tensor, segment: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         sigma = self.key_sigmas[segment + 1]  # the target's own key timestep
         return heads(self.features(x, sigma, cond), segment)
@@ -218,9 +258,9 @@ class AccVideoMethod:
         states, cond, segment = batch["states"], batch["cond"], batch["segment"]
         rows = torch.arange(len(segment))
         if phase == "discriminator":
-            with torch.no_grad():
-                x_hat, target = self._student_step(self.student, states, cond)
-            fake, real = x_hat[rows, segment], target[rows, segment]
+            with torch.no_grad():  # "all" still steps every segment here: bit for bit the runs it made before
+                fake = self._predict(self.student, states, cond, segment)[2]
+            real = states[rows, segment + 1]
             d_real = self._d_logits(wrapped["heads"], real, segment, cond)
             d_fake = self._d_logits(wrapped["heads"], fake, segment, cond)
             if self.cfg.gan_loss == "hinge":
@@ -228,13 +268,15 @@ class AccVideoMethod:
             else:
                 loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
             return loss, {"d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
-        x_hat, target = self._student_step(wrapped["student"], states, cond)
+        # with segments "one", E_j[mse_j] over a uniform j is the mean over the m segments, which is
+        # exactly the "all" loss (a mean, not a sum, over segments): no rescaling is needed
+        x_hat, target, drawn = self._predict(wrapped["student"], states, cond, segment)
         traj = F.mse_loss(x_hat, target)
         extra = {"traj": traj.item()}
         loss = traj
         if "discriminator" in self.phases(step):
             with frozen(self.heads):
-                d_fake = self._d_logits(self.heads, x_hat[rows, segment], segment, cond)
+                d_fake = self._d_logits(self.heads, drawn, segment, cond)
             g = -d_fake.mean() if self.cfg.gan_loss == "hinge" else F.softplus(-d_fake).mean()
             loss = traj + self.cfg.lambda_adv * g
             extra["g"] = g.item()

@@ -44,7 +44,11 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
         conditioning = encode(model, prompts, spec)
     shape = latent_shape(model.pipe, spec.num_frames, spec.height, spec.width)[1:]
     transformer_class = type(model.transformer)
-    plan = {"stages": [{"stage": k, "student_steps": n} for k, n in enumerate(cfg.method.schedule, 1)],
+    counts = cfg.method.stage_counts()
+    paper = cfg.method.variant == "paper"
+    plan = {"stages": [{"stage": k, "student_steps": n, "horizon": cfg.method.horizon(k),
+                        **({"teacher_guidance": cfg.method.teacher_guidance(k, guidance)} if paper else {})}
+                       for k, n in enumerate(counts, 1)], "variant": cfg.method.variant,
             "guidance_baked_in": guidance, "shift": shift, "prompts": len(prompts)}
     if dry_run:
         return {"dry_run": True, **plan}
@@ -55,7 +59,7 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
         claim_run(out, "gpd", {"teacher": str(teacher), **to_dict(cfg)}, write=info.is_main)
         guide, guide_steps, guide_guidance = model.transformer, cfg.method.teacher_steps, guidance
         summaries = []
-        for k, n in enumerate(cfg.method.schedule, 1):
+        for k, n in enumerate(counts, 1):
             stage_dir = out / "stages" / f"stage-{k}"
             done = stage_dir / "pipeline" / "model_index.json"
             if done.exists():
@@ -64,7 +68,9 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
             else:
                 torch.manual_seed(cfg.trainer.seed + k)
                 method = GPDStage(cfg.method, k, guide, guide, guide_steps, guide_guidance, conditioning.cond,
-                                  conditioning.uncond, shape, shift, spec.embedded_guidance_scale)
+                                  conditioning.uncond, shape, shift, spec.embedded_guidance_scale,
+                                  teacher=model.transformer if paper else None,
+                                  teacher_guidance=cfg.method.teacher_guidance(k, guidance) if paper else 1.0)
                 stage_cfg.seed = cfg.trainer.seed + k
                 if cfg.method.stage_steps:
                     stage_cfg.steps = cfg.method.stage_steps[k - 1]
@@ -81,7 +87,7 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
             final = out / "pipeline"
             if final.exists():
                 shutil.rmtree(final)
-            shutil.copytree(out / "stages" / f"stage-{len(cfg.method.schedule)}" / "pipeline", final)
+            shutil.copytree(out / "stages" / f"stage-{len(counts)}" / "pipeline", final)
             atomic_write_text(out / "summary.json", json.dumps({"method": "gpd", **plan, "stage_runs": summaries},
                                                                indent=2, default=str))
         distributed.barrier(info)
