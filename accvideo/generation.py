@@ -27,9 +27,11 @@ import torch
 from accvideo.core.sampling import euler_sample
 from accvideo.core.schedules import sigma_schedule
 from accvideo.core.unipc import unipc_sample, unipc_sigma_schedule
+from accvideo.models.cache import CachedWanTransformer, calibration_key, read_calibration, write_calibration
 from accvideo.models.families import Conditioning, family_of
 from accvideo.models.memory import execution_device
 from accvideo.models.registry import LoadedModel
+from accvideo.models.text_cache import TextEmbeddingCache
 
 # Wan's cross-attention sees the zero padding, so the padded length is part of the model.
 DEFAULT_MAX_SEQUENCE_LENGTH = {"wan": 512, "hunyuan": 256}
@@ -73,8 +75,11 @@ class SamplingSpec:
 @dataclass
 class GenerationResult:
     """video: uint8 frames (T, H, W, 3); latents: final normalised latents (1, C, T', H', W');
-    timings: seconds per stage ('text_encoder', 'denoising', 'vae_decode', 'total');
-    trajectory: (num_steps + 1, 1, C, T', H', W') when requested."""
+    timings: seconds per stage ('text_encoder', 'denoising', 'vae_decode', 'total'; 'vae_decode' is
+    the decode stage, by the lightweight decoder when `decoder` is "tiny");
+    trajectory: (num_steps + 1, 1, C, T', H', W') when requested. text_cached: the conditioning
+    came from the text cache (text_encoder ~0). cache: the cache policy's label or None;
+    cache_stats: transformer passes {"computed", "skipped"} summed over guidance branches."""
 
     video: np.ndarray
     latents: torch.Tensor
@@ -88,6 +93,10 @@ class GenerationResult:
     trajectory: torch.Tensor | None = None
     embedded_guidance_scale: float | None = None
     sampler: str = "euler"
+    decoder: str = "full"
+    text_cached: bool = False
+    cache: str | None = None
+    cache_stats: dict[str, int] = field(default_factory=dict)
 
 
 def _is_int(value) -> bool:
@@ -195,6 +204,23 @@ def encode(model: LoadedModel, prompt: str | list[str], spec: SamplingSpec) -> C
     return family.encode(model.pipe, prompt, negative, spec.max_sequence_length, model.sampling)
 
 
+def encode_cached(model: LoadedModel, prompt: str, spec: SamplingSpec, text_cache: TextEmbeddingCache | None
+                  ) -> tuple[Conditioning, bool]:
+    """`encode` through `text_cache` (keyed by pipeline, texts, length and prompt template): the
+    conditioning and whether it was a hit. Without a cache, `encode` and False."""
+    if text_cache is None:
+        return encode(model, prompt, spec), False
+    negative = spec.negative_prompt if spec.use_cfg else None
+    key = (id(model.pipe), str(model.folder), prompt, negative, spec.max_sequence_length,
+           repr(model.sampling.get("prompt_template")))
+    found = text_cache.get(key)
+    if found is not None:
+        return found, True
+    conditioning = encode(model, prompt, spec)
+    text_cache.put(key, conditioning)
+    return conditioning, False
+
+
 def latent_shape(pipe, num_frames: int, height: int, width: int) -> tuple[int, ...]:
     """(1, C, T', H', W') of the latents of one video."""
     ft, fs = family_of(pipe).scale_factors(pipe)
@@ -214,21 +240,76 @@ def prepare_noise(model: LoadedModel, seeds: Sequence[int], spec: SamplingSpec) 
     return torch.cat(noise).to(execution_device(model.pipe))
 
 
-def denoise(model: LoadedModel, conditioning: Conditioning, x: torch.Tensor, spec: SamplingSpec, **sample_kwargs):
+def denoise(model: LoadedModel, conditioning: Conditioning, x: torch.Tensor, spec: SamplingSpec,
+            cache_stats: dict | None = None, **sample_kwargs):
     """Integrate from noise `x` (B, C, T', H', W') along `spec.sigmas` with `spec.sampler`; `conditioning`
     has B rows (or 1, broadcast). Keyword arguments go to `euler_sample` / `unipc_sample` (callback,
-    interrupt, trajectory). Either way the model is called only through `Family.velocity`."""
+    interrupt, trajectory). Either way the model is called only through `Family.velocity`; with a
+    cache policy (`model.cache`) through one `CachedWanTransformer` per guidance branch, whose
+    counts are added to `cache_stats`."""
     if conditioning.cond and next(iter(conditioning.cond.values())).shape[0] != x.shape[0]:
         conditioning = conditioning.select(torch.zeros(x.shape[0], dtype=torch.long))
     family = family_of(model.pipe)
-    velocity = family.velocity(model.pipe, conditioning, spec.guidance_scale, spec.embedded_guidance_scale)
+    branches = None
+    if model.cache is not None:
+        ratios = magcache_ratios(model, spec) if model.cache.kind == "magcache" else {}
+        branches = tuple(CachedWanTransformer(model.transformer, model.cache, spec.num_steps, ratios.get(b))
+                         for b in ("cond", "uncond"))
+    velocity = family.velocity(model.pipe, conditioning, spec.guidance_scale, spec.embedded_guidance_scale,
+                               transformers=branches)
     sample = unipc_sample if spec.sampler == "unipc" else euler_sample
-    return sample(velocity, x, spec.sigma_tensor(), **sample_kwargs)
+    result = sample(velocity, x, spec.sigma_tensor(), **sample_kwargs)
+    if branches is not None and cache_stats is not None:
+        for key in ("computed", "skipped"):
+            cache_stats[key] = cache_stats.get(key, 0) + sum(getattr(b, key) for b in branches)
+    return result
+
+
+CALIBRATION_PROMPTS = ("a red circle moving left", "a green square moving up", "a blue triangle moving right",
+                       "a yellow circle moving down")
+
+
+@torch.inference_mode()
+def calibrate_magcache(model: LoadedModel, spec: SamplingSpec, prompts: Sequence[str] = CALIBRATION_PROMPTS,
+                       seed: int = 0) -> dict:
+    """Run `spec` in full on `prompts` (seeds seed, seed + 1, ...), record each guidance branch's
+    magnitude ratios per step (`models/cache.py`), average them over the prompts and store them
+    beside the model's other calibrations. Returns the stored entry."""
+    recorded: dict[str, list[list[float]]] = {"cond": [], "uncond": []}
+    for i, prompt in enumerate(prompts):
+        conditioning = encode(model, prompt, spec)
+        branches = tuple(CachedWanTransformer(model.transformer, None, spec.num_steps, record=True) for _ in range(2))
+        velocity = family_of(model.pipe).velocity(model.pipe, conditioning, spec.guidance_scale,
+                                                  spec.embedded_guidance_scale, transformers=branches)
+        sample = unipc_sample if spec.sampler == "unipc" else euler_sample
+        sample(velocity, prepare_noise(model, [seed + i], spec), spec.sigma_tensor())
+        for name, branch in zip(recorded, branches):
+            if branch.recorded:
+                recorded[name].append(branch.recorded)
+    entry = {name: np.mean(runs, axis=0).round(6).tolist() if runs else None for name, runs in recorded.items()}
+    entry.update(num_steps=spec.num_steps, sigmas=list(spec.sigmas), prompts=list(prompts), seed=seed)
+    write_calibration(model.folder, calibration_key(spec.sigmas, spec.use_cfg), entry)
+    return entry
+
+
+def magcache_ratios(model: LoadedModel, spec: SamplingSpec) -> dict:
+    """The model's MagCache calibration for `spec`'s schedule and guidance, made (and stored) on first use."""
+    if model.folder is None:
+        raise ValueError("`cache` 'magcache' needs a model loaded from a folder (its calibration is stored per "
+                         "transformer hash) but the model was built in memory.")
+    entry = read_calibration(model.folder, calibration_key(spec.sigmas, spec.use_cfg))
+    if entry is None or len(entry.get("cond") or []) != spec.num_steps:
+        entry = calibrate_magcache(model, spec)
+    return entry
 
 
 def decode(model: LoadedModel, latents: torch.Tensor) -> np.ndarray:
-    """Normalised latents (1, C, T', H', W') -> uint8 frames (T, H, W, 3)."""
-    frames = family_of(model.pipe).decode(model.pipe, latents)
+    """Normalised latents (1, C, T', H', W') -> uint8 frames (T, H, W, 3), by the model's VAE or, when
+    the model carries one (`+tinydecoder`), its lightweight decoder."""
+    if model.decoder is not None:
+        frames = model.decoder(latents.to(model.decoder.device, model.decoder.dtype))
+    else:
+        frames = family_of(model.pipe).decode(model.pipe, latents)
     video = ((frames[0].float().permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return video.cpu().numpy()
 
@@ -236,29 +317,34 @@ def decode(model: LoadedModel, latents: torch.Tensor) -> np.ndarray:
 @torch.inference_mode()
 def generate(model: LoadedModel, prompt: str, seed: int = 0, *, spec: SamplingSpec | None = None,
              callback: Callable | None = None, interrupt: Callable[[], bool] | None = None,
-             return_trajectory: bool = False, decode_video: bool = True, **overrides) -> GenerationResult:
+             return_trajectory: bool = False, decode_video: bool = True,
+             text_cache: TextEmbeddingCache | None = None, **overrides) -> GenerationResult:
     """Generate one video. `spec` (from `resolve_sampling`) or the `overrides` it takes (num_steps,
     guidance_scale, shift, sigmas, num_frames, height, width, negative_prompt, max_sequence_length,
     embedded_guidance_scale, sampler); unset ones take the model's saved defaults. `guidance_scale` > 1 is
     real classifier-free guidance (2 NFE per step); `embedded_guidance_scale` is HunyuanVideo's
-    guidance embedding (1 NFE per step; None for Wan)."""
+    guidance embedding (1 NFE per step; None for Wan). `text_cache`: reuse the conditioning of a
+    prompt seen before (the app passes one; `text_cached` in the result says so)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"`prompt` must be a non-empty string but is {prompt!r}.")
     if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"`seed` must be an integer in [0, {MAX_SEED}] but is {seed!r}.")
     spec = spec if spec is not None else resolve_sampling(model, **overrides)
     device = execution_device(model.pipe)
+    if model.cache is not None and model.cache.kind == "magcache":
+        magcache_ratios(model, spec)  # a first use calibrates: once, outside every timed stage
     timings: dict[str, float] = {}
     t_all = _now(device)
 
     t = _now(device)
-    conditioning = encode(model, prompt, spec)
+    conditioning, text_cached = encode_cached(model, prompt, spec, text_cache)
     timings["text_encoder"] = _now(device) - t
 
     x = prepare_noise(model, [seed], spec)
 
     t = _now(device)
-    sample = denoise(model, conditioning, x, spec, callback=callback, interrupt=interrupt,
+    cache_stats: dict[str, int] = {}
+    sample = denoise(model, conditioning, x, spec, cache_stats=cache_stats, callback=callback, interrupt=interrupt,
                      return_trajectory=return_trajectory)
     timings["denoising"] = _now(device) - t
 
@@ -273,6 +359,8 @@ def generate(model: LoadedModel, prompt: str, seed: int = 0, *, spec: SamplingSp
         video=video, latents=sample.x_0.cpu(), prompt=prompt, seed=int(seed), num_steps=spec.num_steps,
         guidance_scale=spec.guidance_scale, nfe=spec.nfe, sigmas=spec.sigma_tensor(), timings=timings,
         trajectory=trajectory, embedded_guidance_scale=spec.embedded_guidance_scale, sampler=spec.sampler,
+        decoder="tiny" if model.decoder is not None else "full", text_cached=text_cached,
+        cache=model.cache.label if model.cache is not None else None, cache_stats=cache_stats,
     )
 
 

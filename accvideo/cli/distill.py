@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 from accvideo.training.recipes.accvideo import AccVideoDistillConfig, run_accvideo
+from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_distill
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.util.config import load_config
+from accvideo.util.io import atomic_write_text
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -42,6 +44,20 @@ def cmd_distill(args: argparse.Namespace) -> int:
             overrides += [f"method.teacher_steps={counts[0]}", f"method.schedule=[{','.join(counts[1:])}]"]
         cfg = load_config(GPDDistillConfig, args.config, overrides)
         summary = run_gpd(args.teacher, out, cfg, resume=args.resume == "auto", dry_run=args.dry_run)
+    elif args.method == "decoder":
+        if args.synvid and not (Path(args.synvid) / "config.json").is_file():
+            raise ValueError(f"`--synvid` must be a SynVid folder (with config.json, made by `accvideo synvid`) "
+                             f"but is {args.synvid!r}.")
+        cfg = load_config(DecoderDistillConfig, args.config, overrides)
+        summary = run_decoder_distill(args.teacher, out, cfg, synvid=args.synvid, resume=args.resume == "auto",
+                                      dry_run=args.dry_run)
+        if not args.dry_run and int(os.environ.get("RANK", "0")) == 0 and args.check_videos > 0:
+            from accvideo.eval.decoder import check_decoder
+
+            summary["check"] = check_decoder(args.teacher, out / "decoder", num_videos=args.check_videos)
+            summary_file = out / "summary.json"  # the check travels with the run (and into a bundle)
+            atomic_write_text(summary_file, json.dumps({**json.loads(summary_file.read_text()),
+                                                        "check": summary["check"]}, indent=2, default=str))
     else:  # argparse restricts the choices
         raise ValueError(f"`method` must be one of {METHODS} but is {args.method!r}.")
     if int(os.environ.get("RANK", "0")) == 0:
@@ -49,19 +65,22 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-METHODS = ["accvideo", "gpd"]
+METHODS = ["accvideo", "gpd", "decoder"]
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("distill", help="distil a few-step student from a teacher (AccVideo; GPD)")
+    p = sub.add_parser("distill", help="distil a few-step student from a teacher (AccVideo; GPD), or its "
+                       "VAE into a lightweight decoder (decoder)")
     p.add_argument("method", choices=METHODS)
     p.add_argument("--teacher", default="tiny-teacher", help="teacher model name or pipeline folder")
-    p.add_argument("--synvid", help="SynVid folder (accvideo)")
+    p.add_argument("--synvid", help="SynVid folder (accvideo; decoder: its final states, else world clips)")
     p.add_argument("--out", required=True, help="run folder; the student lands in OUT/pipeline")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (trainer.steps; per stage for gpd)")
     p.add_argument("--schedule", default=None, help="gpd: teacher steps, then student steps per stage, e.g. 48,24,12,6")
     p.add_argument("--config", help="YAML with `trainer:` and `method:` sections")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. method.lambda_adv=0")
     p.add_argument("--resume", choices=["auto", "never"], default="auto")
+    p.add_argument("--check-videos", type=int, default=8, help="decoder: generated videos for the final PSNR and "
+                   "speed check against the VAE (0: skip)")
     p.add_argument("--dry-run", action="store_true", help="build everything, print what would train, exit")
     p.set_defaults(func=cmd_distill)

@@ -43,7 +43,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"`--num-videos` must be an integer >= 1 but is {args.num_videos}.")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"`--steps` must be an integer >= 1 but is {args.steps}.")
-    result = run_procbench(args.model, num_steps=args.steps, split=args.split, num_videos=args.num_videos,
+    model = args.model
+    if args.decoder is not None:  # the model with the chosen decoder, then scored as usual
+        from accvideo.models.registry import load_model
+
+        model = load_model(args.model, decoder=args.decoder)
+    result = run_procbench(model, num_steps=args.steps, split=args.split, num_videos=args.num_videos,
                            guidance_scale=args.guidance, base_seed=args.seed, reference=args.reference,
                            reference_steps=args.reference_steps)
     if args.csv:
@@ -77,9 +82,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     result = run_speed_bench(models, repeats=args.repeats, warmup=args.warmup, prompt=args.prompt, seed=args.seed,
-                             guidance_scale=args.guidance)
+                             guidance_scale=args.guidance, decoder=args.decoder)
     if args.csv:
         _write_csv(result.rows, args.csv)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(result.to_markdown())
     if args.plot:
         plot_bench(result, args.plot)
     if args.json:
@@ -88,16 +96,69 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"bench  prompt {result.prompt!r}  seed {result.seed}  warm-up {result.warmup}  repeats {result.repeats} "
           f"(interleaved; medians; speedup vs {result.baseline})")
     width = max(8, *(len(m) for m in result.rows.model)) + 2
-    header = f"{'model':<{width}}{'steps':>6}{'NFE':>6}{'text_enc s':>12}{'denoise s':>12}{'vae s':>10}"
-    print(header + f"{'total s':>10}{'speedup':>9}")
+    header = f"{'model':<{width}}{'steps':>6}{'NFE':>6}{'skipped':>8}{'decoder':>8}{'text_enc s':>12}{'denoise s':>12}"
+    print(header + f"{'decode s':>10}{'total s':>10}{'end-to-end':>11}{'denoise-only':>13}")
     for row in result.rows.itertuples():
-        print(f"{row.model:<{width}}{row.steps:>6}{row.nfe:>6}{row.text_encoder_s:>12.4f}{row.denoising_s:>12.4f}"
-              f"{row.vae_decode_s:>10.4f}{row.total_s:>10.4f}{row.speedup:>8.2f}x")
+        print(f"{row.model:<{width}}{row.steps:>6}{row.nfe:>6}{row.skipped:>8g}{row.decoder:>8}{row.text_encoder_s:>12.4f}"
+              f"{row.denoising_s:>12.4f}{row.vae_decode_s:>10.4f}{row.total_s:>10.4f}{row.speedup:>10.2f}x"
+              f"{row.denoise_speedup:>12.2f}x")
     if args.csv:
         print(f"wrote {args.csv}")
     if args.plot:
         print(f"wrote {args.plot}")
+    if args.markdown:
+        print(f"wrote {args.markdown}")
     return 0
+
+
+def cmd_decoder_check(args: argparse.Namespace) -> int:
+    from accvideo.eval.decoder import check_decoder
+
+    report = check_decoder(args.model, args.decoder, num_videos=args.num_videos, repeats=args.repeats,
+                           num_steps=args.steps)
+    print(json.dumps(report, indent=None if args.json else 2))
+    return 0
+
+
+def cmd_cache_sweep(args: argparse.Namespace) -> int:
+    from accvideo.eval.cache_sweep import cache_variants, run_cache_sweep
+    from accvideo.eval.tables import markdown_table
+
+    def thresholds(text: str, name: str) -> list[float]:
+        try:
+            values = [float(t) for t in text.split(",") if t.strip()]
+        except ValueError:
+            values = [-1.0]
+        if any(not v > 0 for v in values):
+            raise ValueError(f"`{name}` must be comma-separated numbers > 0 but is {text!r}.")
+        return values
+
+    variants = cache_variants(args.model, thresholds(args.fbcache, "--fbcache"),
+                              thresholds(args.magcache, "--magcache"))
+    extra = [m.strip() for m in args.extra.split(",") if m.strip()]
+    table = run_cache_sweep(args.model, variants, num_videos=args.num_videos, split=args.split,
+                            repeats=args.repeats, extra=extra)
+    if args.csv:
+        _write_csv(table, args.csv)
+    print(table.to_json(orient="records") if args.json else markdown_table(table.round(4)))
+    return 0
+
+
+def cmd_magcache_calibrate(args: argparse.Namespace) -> int:
+    from accvideo.generation import calibrate_magcache, resolve_sampling
+    from accvideo.models.cache import calibration_path
+    from accvideo.models.registry import load_model
+
+    model = load_model(args.model)
+    spec = resolve_sampling(model, num_steps=args.steps, guidance_scale=args.guidance)
+    entry = calibrate_magcache(model, spec)
+    print(json.dumps({"path": str(calibration_path(model.folder)), "num_steps": spec.num_steps,
+                      "cond": entry["cond"], "uncond": entry["uncond"]}))
+    return 0
+
+
+DECODER_HELP = ("tiny (the model's distilled decoder), full (its VAE) or a decoder folder (default: as the model "
+                "name says)")
 
 
 def add_parsers(sub) -> None:
@@ -114,12 +175,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--csv", default=None, help="write the per-video rows to this CSV file")
     p.add_argument("--plot", default=None, help="write a bar chart (.png/.svg/.pdf by matplotlib, .html by plotly)")
+    p.add_argument("--decoder", default=None, help=DECODER_HELP)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="time the teacher and students interleaved, per stage, with speedups")
     p.add_argument("--models", default=None,
-                   help="comma-separated NAME_OR_DIR[@STEPS]; the first is the baseline "
-                        "(default: tiny-teacher and every bundled student present)")
+                   help="comma-separated NAME_OR_DIR[@STEPS][+tinydecoder|+fbcache@T|+magcache[@T]]; the first "
+                        "is the baseline (default: tiny-teacher and every bundled student present)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--prompt", default="a red circle moving left")
@@ -128,7 +190,36 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--csv", default=None, help="write one row per model to this CSV file")
     p.add_argument("--plot", default=None, help="write a stage-time chart (.png/.svg/.pdf or .html)")
+    p.add_argument("--markdown", default=None, help="write the table (both speedups) as GitHub markdown")
+    p.add_argument("--decoder", default=None, help=DECODER_HELP + "; for every model")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("decoder-check", help="a lightweight decoder against its VAE: PSNR and decode time")
+    p.add_argument("--model", default="tiny-teacher", help="model whose samples are decoded")
+    p.add_argument("--decoder", default="tiny", help="tiny (found by the VAE's hash) or a decoder folder")
+    p.add_argument("--num-videos", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's own)")
+    p.add_argument("--json", action="store_true", help="one line of JSON")
+    p.set_defaults(func=cmd_decoder_check)
+
+    p = sub.add_parser("cache-sweep", help="training-free caches over thresholds: speedups and ProcBench")
+    p.add_argument("--model", default="tiny-teacher", help="the base model (and the speed and PSNR baseline)")
+    p.add_argument("--fbcache", default="0.05,0.1,0.2", help="first-block cache thresholds")
+    p.add_argument("--magcache", default="0.06,0.12,0.25", help="MagCache error thresholds")
+    p.add_argument("--extra", default="", help="more models in the same run, e.g. tiny-accvideo,tiny-teacher@5")
+    p.add_argument("--num-videos", type=int, default=12)
+    p.add_argument("--split", default="train")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--csv", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache_sweep)
+
+    p = sub.add_parser("magcache-calibrate", help="record a model's MagCache magnitude ratios for its schedule")
+    p.add_argument("--model", default="tiny-teacher")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--guidance", type=float, default=None)
+    p.set_defaults(func=cmd_magcache_calibrate)
 
     from accvideo.eval.world_probe import add_parser as add_world_probe  # world v2 detail: what few steps lose
 

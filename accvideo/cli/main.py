@@ -45,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"`--out` must be a path ending in .mp4 but is {args.out!r}.")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pipe = load_model(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
-                      vae_tiling=args.vae_tiling)
+                      vae_tiling=args.vae_tiling, decoder=args.decoder)
     import torch
 
     on_gpu = torch.cuda.is_available()
@@ -62,12 +62,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(json.dumps({"model": str(pipe.folder), "prompt": result.prompt, "seed": result.seed,
                           "steps": result.num_steps, "nfe": result.nfe, "guidance_scale": result.guidance_scale,
                           "embedded_guidance_scale": result.embedded_guidance_scale, "sampler": result.sampler,
+                          "decoder": result.decoder, "cache": result.cache, "cache_stats": result.cache_stats,
                           "peak_gpu_memory_gb": peak_gb,
                           "timings_s": t, "out": args.out}))
     else:
         print(f"model {pipe.folder}  prompt {result.prompt!r}  seed {result.seed}")
         print(f"steps {result.num_steps}  NFE {result.nfe}  guidance {result.guidance_scale}")
         print(f"{'stage':<14}{'seconds':>10}{'share':>9}")
+        print(f"decoder {result.decoder}" + (f"  cache {result.cache} {result.cache_stats}" if result.cache else ""))
         for stage in ("text_encoder", "denoising", "vae_decode"):
             print(f"{stage:<14}{t[stage]:>10.4f}{100 * t[stage] / t['total']:>8.1f}%")
         print(f"{'total':<14}{t['total']:>10.4f}")
@@ -77,7 +79,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from accvideo.experiments.bundle import bundle_run
+    from accvideo.experiments.bundle import bundle_decoder, bundle_run
+
+    if (Path(args.run) / "decoder" / "decoder_info.json").exists():  # a `distill decoder` run
+        command = args.command_line or f"python -m accvideo distill decoder --out {args.run}"
+        dest = bundle_decoder(args.run, command, name=args.name)
+        print(f"bundled {args.run}/decoder as {dest} (provenance.json)")
+        return 0
 
     command = args.command_line or f"python -m accvideo train-teacher --preset tiny --out {args.run}"
     dest = bundle_run(args.run, args.name, command)
@@ -174,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offload", default="none", choices=["none", "model", "sequential"])
     p.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None,
                    help="decode in tiles (default: the model's own; on for the real HunyuanVideo models)")
+    p.add_argument("--decoder", default=None, help="tiny (the model's distilled decoder), full (its VAE) or a "
+                   "decoder folder (default: as the model name says, e.g. NAME+tinydecoder)")
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("bundle", help="copy a trained run into assets/NAME with provenance and a sample grid")
     p.add_argument("--run", required=True, help="training run folder (holding pipeline/ and summary.json)")

@@ -52,3 +52,27 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
         shutil.copy(run_dir / "summary.json", dest / "training_summary.json")
     comparison_grid([(name, dest, None)], dest / "samples.png", scale=4)
     return dest
+
+
+def bundle_decoder(run_dir: str | Path, command: str, dest_root: Path = ASSETS, name: str = "tiny-decoder",
+                   check: dict | None = None) -> Path:
+    """Copy a `distill decoder` run's decoder/ into `dest_root/name` with provenance.json (the run's
+    summary and config, the command, the commit and the `check` of `eval.decoder.check_decoder`)."""
+    run_dir = Path(run_dir)
+    source = run_dir / "decoder"
+    if not (source / "decoder_info.json").exists():
+        raise ValueError(f"`run` {str(run_dir)!r} holds no decoder/ (made by `python -m accvideo distill decoder`).")
+    verify_hashes(source)  # refuse to bundle a corrupt copy
+    dest = dest_root / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(source, dest)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    provenance = {"name": name, "command": command, "bundled_at_commit": git_commit(),
+                  "teacher": summary.get("teacher"), "vae_sha256": summary.get("vae_sha256"),
+                  "source": summary.get("source"), "num_latents": summary.get("num_latents"),
+                  "seconds": summary.get("seconds"), "heldout_psnr_db": summary.get("heldout_psnr_db"),
+                  "final": summary.get("final"), "config": summary.get("config"),
+                  "check": check or summary.get("check")}
+    atomic_write_text(dest / "provenance.json", json.dumps(provenance, indent=2))
+    return dest

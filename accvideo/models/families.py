@@ -80,16 +80,20 @@ class Family:
         raise NotImplementedError
 
     def velocity(self, pipe, conditioning: Conditioning, guidance_scale: float,
-                 embedded_guidance_scale: float | None) -> Callable[[torch.Tensor, float], torch.Tensor]:
+                 embedded_guidance_scale: float | None, transformers: tuple | None = None
+                 ) -> Callable[[torch.Tensor, float], torch.Tensor]:
         """The sampling velocity `v(x, sigma)` of `pipe`'s transformer: `transformer_call`, with
-        classifier-free guidance (2 NFE per step) when `conditioning.uncond` is set."""
+        classifier-free guidance (2 NFE per step) when `conditioning.uncond` is set. `transformers`:
+        (cond, uncond) callables used instead of the transformer (the per-branch caches of
+        `models/cache.py`, which keep state across steps)."""
         transformer = pipe.transformer
+        cond_model, uncond_model = transformers or (transformer, transformer)
 
         def velocity(x: torch.Tensor, sigma: float) -> torch.Tensor:
             x = x.to(transformer.dtype)
-            v = self.transformer_call(transformer, x, sigma, conditioning.cond, embedded_guidance_scale)
+            v = self.transformer_call(cond_model, x, sigma, conditioning.cond, embedded_guidance_scale)
             if conditioning.uncond is not None:
-                v_uncond = self.transformer_call(transformer, x, sigma, conditioning.uncond, embedded_guidance_scale)
+                v_uncond = self.transformer_call(uncond_model, x, sigma, conditioning.uncond, embedded_guidance_scale)
                 v = cfg(v, v_uncond, guidance_scale)
             return v
 

@@ -8,6 +8,7 @@ Face cache, or is itself a folder; a folder may be a pipeline folder (holding
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from safetensors import safe_open
 
 from accvideo.models.memory import MemoryOptions
 from accvideo.models.real import REAL_MODELS, real_defaults, real_memory_defaults, resolve_real
+from accvideo.models.variants import Variant, split_variant
 from accvideo.util.hashes import verify_hashes
 
 logger = logging.getLogger(__name__)
@@ -170,13 +172,19 @@ class LoadedModel:
     `load_model(..., cached=False)` and own their copy). sampling: the saved sampling defaults
     (`accvideo_sampling.json`, or the registry's for a real model; read them through
     `accvideo.generation.resolve_sampling`). folder: where it was loaded from (None for a
-    pipeline built in memory). memory: the placement it was loaded with.
+    pipeline built in memory). memory: the placement it was loaded with. decoder: a
+    `TinyVideoDecoder` that replaces the VAE's decode (None: the VAE); cache: a
+    `variants.CacheSpec` applied while denoising (None: every block computed); variant: the `+`
+    suffix naming both (see `variants.py`).
     """
 
     pipe: Any
     sampling: dict = field(default_factory=dict)
     folder: Path | None = None
     memory: MemoryOptions = field(default_factory=MemoryOptions)
+    decoder: Any = None
+    cache: Any = None
+    variant: str = ""
 
     @property
     def transformer(self):
@@ -193,7 +201,7 @@ class LoadedModel:
     @property
     def label(self) -> str:
         """How results name this model: its folder, else its pipeline class."""
-        return str(self.folder) if self.folder is not None else type(self.pipe).__name__
+        return (str(self.folder) if self.folder is not None else type(self.pipe).__name__) + self.variant
 
 
 _cache: dict[tuple, LoadedModel] = {}
@@ -201,7 +209,8 @@ _lock = threading.Lock()
 
 
 def load_model(name_or_dir: str | Path, dtype: str = "fp32", device: str | None = None,
-               offload: str = "none", vae_tiling: bool | None = None, cached: bool = True) -> LoadedModel:
+               offload: str = "none", vae_tiling: bool | None = None, cached: bool = True,
+               decoder: str | Path | None = None) -> LoadedModel:
     """Load a validated pipeline, once per folder, modification time and memory options.
 
     Memory options (see `memory.py` and docs/GPU.md): `dtype` "fp32" | "bf16" | "fp16";
@@ -211,7 +220,54 @@ def load_model(name_or_dir: str | Path, dtype: str = "fp32", device: str | None 
     default, on for the real HunyuanVideo models, off otherwise). Loaded weights are
     frozen. `cached=False` returns a private copy that a trainer may move, hook and unfreeze
     without touching the copy the app and the evaluators share.
+
+    A name may carry `+` modifiers (`tiny-accvideo+tinydecoder`, `tiny-teacher+fbcache@0.1`,
+    `tiny-teacher+magcache`; see `variants.py`): the same cached pipeline, returned with the
+    decoder or cache beside it. `decoder`: None or "full" (the VAE, unless the name says
+    `+tinydecoder`), "tiny" (the model's distilled decoder) or a decoder folder.
     """
+    name_or_dir, variant = split_variant(name_or_dir)
+    model = _load_model(name_or_dir, dtype, device, offload, vae_tiling, cached)
+    return with_variant(model, variant, decoder)
+
+
+def with_variant(model: LoadedModel, variant: Variant, decoder: str | Path | None = None) -> LoadedModel:
+    """`model` with the decoder and cache a `Variant` (and the `decoder` argument) ask for."""
+    if decoder is not None and str(decoder) not in ("tiny", "full") and not Path(decoder).is_dir():
+        raise ValueError(f"`decoder` must be 'tiny', 'full' or a decoder folder but is {str(decoder)!r}.")
+    if variant.decoder == "tiny" and decoder is not None and str(decoder) == "full":
+        raise ValueError("`decoder` is 'full' but the model name asks for '+tinydecoder'; drop one of the two.")
+    choice = variant.decoder if decoder is None or str(decoder) == "full" else decoder
+    if choice is None and variant.cache is None:
+        return model
+    loaded = None
+    if choice is not None:
+        from accvideo.models.tiny_decoder import find_decoder
+
+        loaded = _decoder(find_decoder(model.folder, choice), model)
+    suffix = Variant(decoder="tiny" if choice is not None else None, cache=variant.cache).suffix
+    return dataclasses.replace(model, decoder=loaded, cache=variant.cache, variant=suffix)
+
+
+_decoders: dict[tuple, Any] = {}
+
+
+def _decoder(folder: Path, model: LoadedModel):
+    """A decoder folder loaded once per folder, modification time and device (frozen, shared)."""
+    from accvideo.models.memory import execution_device
+    from accvideo.models.tiny_decoder import load_decoder
+
+    device = execution_device(model.pipe)
+    key = (str(folder.resolve()), (folder / "sha256.json").stat().st_mtime if (folder / "sha256.json").exists()
+           else 0.0, str(device))
+    with _lock:
+        if key not in _decoders:
+            _decoders[key] = load_decoder(folder).to(device)
+        return _decoders[key]
+
+
+def _load_model(name_or_dir, dtype: str, device: str | None, offload: str, vae_tiling: bool | None,
+                cached: bool) -> LoadedModel:
     folder = resolve_model(name_or_dir)
     if vae_tiling is None:  # looked up before resolve(): a Hub snapshot is known by its unresolved path
         vae_tiling = bool(real_memory_defaults(folder).get("vae_tiling", False))

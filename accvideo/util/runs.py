@@ -17,7 +17,7 @@ from typing import Any
 from accvideo.util.io import atomic_write_text
 
 RUN_FILE = "run.json"
-KINDS = ("teacher", "synvid", "accvideo", "gpd")
+KINDS = ("teacher", "synvid", "accvideo", "gpd", "decoder")
 # Free to differ on resume: `threads` changes how fast a run goes, never what it computes, and a
 # larger `steps` trains the same run longer (its checkpoints stay valid).
 RUNTIME_ONLY = {"threads", "steps"}
@@ -36,7 +36,7 @@ def infer_kind(out: Path) -> str | None:
             method = json.loads(summary.read_text()).get("method")
         except (OSError, json.JSONDecodeError, AttributeError):
             method = None
-        if method in ("accvideo", "gpd"):
+        if method in ("accvideo", "gpd", "decoder"):
             return method
         return "teacher" if (out / "stages").exists() else None
     if (out / "stages").exists():
