@@ -3,13 +3,14 @@ random weights, the tiny models' CUDA timings, and the figures table.
 
 Subcommands (run from the repository root):
     build DIR [--cpu-smoke]       a random-init pipeline folder of the Wan2.1-T2V-1.3B architecture
-    synvid --teacher DIR --out DIR --steps N --json PATH
+    synvid --teacher DIR --out DIR --steps N
                                   one SynVid trajectory; wall time and peak GPU memory
-    distill METHOD --teacher DIR --out DIR --steps N --json PATH [--synvid DIR] [--torchrun]
+    distill METHOD --teacher DIR --out DIR --steps N [--synvid DIR] [--torchrun]
                                   a few steps of `accvideo distill METHOD` with the Wan preset
                                   (configs/wan2.1-t2v-1.3b/METHOD.yaml); step times and peak memory
-    tiny --json PATH              the bundled tiny models in bf16 on CUDA, timed as `bench` times them
-    report DIR                    every figure in DIR as one table (printed) and DIR/figures.json
+    tiny [--repeats N]            the bundled tiny models in bf16 on CUDA, timed as `bench` times them
+    report DIR                    every part's output (DIR/*.out) as one table and DIR/figures.json
+Each command but `report` and `cpu-smoke` prints one JSON object (and writes it to --json PATH if given).
     cpu-smoke DIR                 build at a small size, then synvid and one step of each method, on CPU
 
 Nothing downloads: the weights are random, the text encoder is a one-layer UMT5 stand-in with
@@ -163,7 +164,8 @@ def distill(method: str, teacher: Path, out: Path, steps: int, synvid_dir: Path 
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1",
                "-m", "accvideo", *argv]
         env = {**os.environ, "ACCVIDEO_PROCESS_GROUP": "1"}
-        done = subprocess.run(cmd, cwd=REPO, env=env)
+        # its stdout (the run summary) goes to stderr: this command's stdout is its one JSON result
+        done = subprocess.run(cmd, cwd=REPO, env=env, stdout=sys.stderr)
         if done.returncode != 0:
             raise RuntimeError(f"`accvideo distill {method}` failed with exit status {done.returncode}.")
     else:
@@ -199,15 +201,15 @@ def tiny(repeats: int = 3) -> dict:
 
 
 def report(folder: Path) -> dict:
-    """Collect every `*.json` figure the check wrote into one dict and print it as a table."""
+    """Collect what every part of the check printed (`DIR/<part>.out`: one JSON object, or a line of
+    text) into DIR/figures.json, and print the figures as a markdown table."""
     figures = {}
-    for path in sorted(folder.glob("*.json")):
-        if path.name == "figures.json":
-            continue
+    for path in sorted(folder.glob("*.out")):
+        text = path.read_text().strip()
         try:
-            figures[path.stem] = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            figures[path.stem] = {"error": f"{path.name} is not JSON (see the matching .log)"}
+            figures[path.stem] = json.loads(text)
+        except json.JSONDecodeError:  # e.g. SynVid's one summary line, or an empty file from a failed part
+            figures[path.stem] = {"text": text.splitlines()[-1] if text else "(no output: see the .log)"}
     (folder / "figures.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print("| figure | value |\n| --- | --- |")
     for key, fig in figures.items():
@@ -218,7 +220,7 @@ def report(folder: Path) -> dict:
 
 def _flatten(value, prefix=""):
     keep = ("seconds", "step_s", "peak", "nfe", "total", "denoising", "vae_decode", "text_encoder", "loss", "fits",
-            "peak_gb", "needed_gb", "device", "tokens", "steps")
+            "peak_gb", "needed_gb", "device", "tokens", "steps", "text", "fits", "parts_gb", "num_layers")
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _flatten(v, f"{prefix}{k}.")
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--steps", type=int, default=SYNVID_STEPS)
-    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
     p = sub.add_parser("distill")
     p.add_argument("method", choices=sorted(METHOD_SETS))
     p.add_argument("--teacher", type=Path, required=True)
@@ -253,19 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--torchrun", action="store_true", help="one torchrun process with a process group (FSDP2)")
-    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
     p = sub.add_parser("tiny")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
     p = sub.add_parser("report")
     p.add_argument("folder", type=Path)
     p = sub.add_parser("cpu-smoke")
     p.add_argument("work", type=Path)
     args = parser.parse_args(argv)
 
-    if args.command == "build":
-        print(build(args.out, args.cpu_smoke))
-        return 0
     if args.command == "report":
         report(args.folder)
         return 0
@@ -274,14 +273,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "distill" and args.method == "accvideo" and args.synvid is None:
         parser.error("`--synvid` is required for `distill accvideo` (the folder `synvid` wrote).")
-    if args.command == "synvid":
+    if args.command == "build":
+        t0 = time.perf_counter()
+        folder = build(args.out, args.cpu_smoke)
+        result = {"what": "build", "folder": str(folder), "seconds": time.perf_counter() - t0,
+                  "transformer": json.loads((folder / "transformer" / "config.json").read_text())}
+    elif args.command == "synvid":
         result = synvid(args.teacher, args.out, args.steps)
     elif args.command == "distill":
         result = distill(args.method, args.teacher, args.out, args.steps, args.synvid, args.torchrun)
     else:
         result = tiny(args.repeats)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, default=str))
     return 0
 
