@@ -224,6 +224,9 @@ def _flatten(value, prefix=""):
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _flatten(v, f"{prefix}{k}.")
+    elif isinstance(value, list) and value and isinstance(value[0], dict):  # GPD's stage_runs
+        for i, v in enumerate(value):
+            yield from _flatten(v, f"{prefix}{i}.")
     elif any(k in prefix for k in keep):
         yield prefix[:-1], round(value, 4) if isinstance(value, float) else value
 
