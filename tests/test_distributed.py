@@ -65,3 +65,24 @@ def _worker(rank: int, path: str) -> None:
            distributed.max_across_ranks(value, info))
     (__import__("pathlib").Path(path).parent / f"rank{rank}.txt").write_text(" ".join(str(v) for v in out))
     dist.destroy_process_group()
+
+
+def test_one_process_starts_a_group_only_when_asked(monkeypatch, tmp_path):
+    """`ACCVIDEO_PROCESS_GROUP=1` under torchrun (RANK set) at world size 1 starts the group, so the
+    GPU check runs the multi-GPU path (NCCL collectives, FSDP2) on one device; without it, none."""
+    from tests.helpers.ports import free_port
+
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port())}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ACCVIDEO_PROCESS_GROUP", raising=False)
+    assert not distributed.setup().distributed and not dist.is_initialized()
+    monkeypatch.setenv("ACCVIDEO_PROCESS_GROUP", "1")
+    info = distributed.setup()
+    try:
+        assert info.distributed and info.world_size == 1 and dist.is_initialized()
+        assert distributed.sum_across_ranks(2.5, info) == 2.5  # a real all-reduce over the one rank
+    finally:
+        distributed.cleanup(info)
+    assert not dist.is_initialized()

@@ -11,7 +11,8 @@ run sees the same data and ends with the same weights.
 
 What a run leaves in `out` (the recipes add their own outputs beside it):
     config.yaml, metrics.jsonl (one line per logged step: `<phase>/loss`, `<phase>/<extra>`,
-    `<phase>/grad_norm`, `lr_factor`, `elapsed_s`; plus `stage` for a named stage),
+    `<phase>/grad_norm`, `lr_factor`, `elapsed_s`; plus `stage` for a named stage, and on CUDA
+    `peak_gpu_memory_gb`, the largest `torch.cuda.max_memory_allocated` of any rank so far),
     checkpoints/last.pt (or checkpoints/<stage>.pt: modules, optimizers, hooks, step, RNG,
     config; beside it its .sha256 and the previous one, see `checkpoint.py`), and, given a
     teacher to export from, pipeline/ and summary.json (`export.py`).
@@ -245,6 +246,9 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
                       for k, v in record.items()}
             record["lr_factor"] = factor
             record["elapsed_s"] = time.perf_counter() - t0
+            if info.device.type == "cuda":  # read before this step's save: the training peak, for `accvideo plan`
+                record["peak_gpu_memory_gb"] = distributed.max_across_ranks(
+                    torch.cuda.max_memory_allocated(info.device) / 1e9, info)
             metrics.write(**record)
             last = record
             bar.set_postfix({k.split("/")[0][:4]: f"{v:.4f}" for k, v in record.items() if k.endswith("/loss")})

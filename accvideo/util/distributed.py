@@ -2,6 +2,11 @@
 
 Under `torchrun` the env vars RANK / WORLD_SIZE / LOCAL_RANK are set; the group uses NCCL
 when CUDA is available and gloo otherwise (CPU tests and the tiny preset).
+
+At world size 1 no group is started (a one-GPU run needs no collectives) unless
+`ACCVIDEO_PROCESS_GROUP=1` asks for one: then a one-process torchrun run takes the multi-GPU
+path (NCCL collectives, DDP / FSDP2 wrapping) on one device. `scripts/gpu_check.sh` uses it to
+test that path on a single GPU.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    group: bool = False  # a process group is up although world_size is 1 (ACCVIDEO_PROCESS_GROUP=1)
 
     @property
     def is_main(self) -> bool:
@@ -26,13 +32,14 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.group
 
 
 def setup() -> DistInfo:
     """Initialise the process group when launched by torchrun; a no-op under plain python."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    forced = os.environ.get("ACCVIDEO_PROCESS_GROUP", "0") == "1" and "RANK" in os.environ
+    if world_size <= 1 and not forced:
         return DistInfo(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
@@ -43,7 +50,7 @@ def setup() -> DistInfo:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device, group=world_size <= 1)
 
 
 def barrier(info: DistInfo) -> None:
