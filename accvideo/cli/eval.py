@@ -82,7 +82,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     result = run_speed_bench(models, repeats=args.repeats, warmup=args.warmup, prompt=args.prompt, seed=args.seed,
-                             guidance_scale=args.guidance, decoder=args.decoder)
+                             guidance_scale=args.guidance, decoder=args.decoder, dtype=args.dtype,
+                             device=args.device)
     if args.csv:
         _write_csv(result.rows, args.csv)
     if args.markdown:
@@ -192,6 +193,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--plot", default=None, help="write a stage-time chart (.png/.svg/.pdf or .html)")
     p.add_argument("--markdown", default=None, help="write the table (both speedups) as GitHub markdown")
     p.add_argument("--decoder", default=None, help=DECODER_HELP + "; for every model")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="every model's weights")
+    p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("decoder-check", help="a lightweight decoder against its VAE: PSNR and decode time")

@@ -106,9 +106,10 @@ class BenchResult:
 
 def run_speed_bench(models: Sequence[str] | None = None, repeats: int = 5, warmup: int = 1,
                     prompt: str = DEFAULT_PROMPT, seed: int = 0, guidance_scale: float | None = None,
-                    decoder: str | None = None) -> BenchResult:
+                    decoder: str | None = None, dtype: str = "fp32", device: str | None = None) -> BenchResult:
     """Time `models` (default: `default_models()`) interleaved; the first is the speedup baseline.
-    `decoder`: "tiny" or "full" for every model (None: as each name says; see `load_model`)."""
+    `decoder`: "tiny" or "full" for every model (None: as each name says; see `load_model`).
+    `dtype`, `device`: every model's memory options (`load_model`; e.g. "bf16", "cuda")."""
     from accvideo.generation import generate
     from accvideo.models.registry import load_model
 
@@ -123,7 +124,8 @@ def run_speed_bench(models: Sequence[str] | None = None, repeats: int = 5, warmu
     loaded = []
     for spec in specs:
         name, steps = parse_model_spec(spec)
-        loaded.append((spec, load_model(name, decoder=decoder), steps))  # loaded once, before any timing
+        # loaded once, before any timing
+        loaded.append((spec, load_model(name, decoder=decoder, dtype=dtype, device=device), steps))
 
     samples = []
     rounds = warmup + repeats
