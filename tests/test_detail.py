@@ -47,7 +47,7 @@ def test_bootstrap_ci_brackets_the_mean_and_format_table_prints_rows():
     assert np.isnan(bootstrap_ci([float("nan")])[0])
     result = {"model": "m", "split": "train", "num_videos": 2, "guidance_scale": 2.5, "truth_distractors": 2.5,
               "rows": [{"row": "real", "hf_share": 0.05, "hf_ratio": 1.0},
-                       {"row": "5 steps", "total": 80.0, "psnr": 25.0, "psnr_ci": [24.0, 26.0],
-                        "blob_peak": float("nan")}]}
+                       {"row": "5 steps", "total": 80.0, "total_ci": [78.0, 82.0], "detail": 0.5,
+                        "psnr": 25.0, "psnr_ci": [24.0, 26.0], "blob_peak": float("nan")}]}
     table = format_table(result)
-    assert "| 5 steps | 80.00 | 25.00 [24.00, 26.00] |" in table and "| real |" in table
+    assert "| 5 steps | 80.00 [78.00, 82.00] | 0.500 |  |  | 25.00 [24.00, 26.00] |" in table and "| real |" in table
