@@ -246,11 +246,12 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_app_parts_keep_their_place():
-    """layout.py holds components and wiring only (no torch, no lower layer: it goes through the services);
+    """layout.py and tabs/ hold components and wiring only (no torch, no lower layer: it goes through the services);
     the services and jobs hold the domain logic and no Gradio component."""
     app = Path(__file__).resolve().parents[1] / "accvideo" / "app"
     # logging: the one line a refused input leaves in the server log
-    assert _imports(app / "layout.py") <= {"__future__", "logging", "pathlib", "gradio", "."}
+    for path in [app / "layout.py", *app.glob("tabs/*.py")]:
+        assert _imports(path) <= {"__future__", "logging", "pathlib", "gradio", "."}, path
     for path in [*app.glob("services/*.py"), *app.glob("jobs/*.py")]:
         assert "gradio" not in _imports(path), path
     assert all(len(path.read_text().splitlines()) <= 400 for path in app.rglob("*.py"))
