@@ -30,6 +30,7 @@ from accvideo.core.unipc import unipc_sample, unipc_sigma_schedule
 from accvideo.models.families import Conditioning, family_of
 from accvideo.models.memory import execution_device
 from accvideo.models.registry import LoadedModel
+from accvideo.models.tiny import PromptCheck, check_prompt_words
 
 # Wan's cross-attention sees the zero padding, so the padded length is part of the model.
 DEFAULT_MAX_SEQUENCE_LENGTH = {"wan": 512, "hunyuan": 256}
@@ -193,6 +194,15 @@ def encode(model: LoadedModel, prompt: str | list[str], spec: SamplingSpec) -> C
     family = family_of(model.pipe)
     negative = spec.negative_prompt if spec.use_cfg else None
     return family.encode(model.pipe, prompt, negative, spec.max_sequence_length, model.sampling)
+
+
+def check_prompt(model: LoadedModel, prompt: str) -> PromptCheck:
+    """The words of `prompt` this model cannot read (its tokenizer is word-level: the bundled tiny
+    family) or that its sequence length cuts; empty for real models, which take free text."""
+    tokenizer = getattr(model.pipe, "tokenizer", None)
+    if tokenizer is None:
+        return PromptCheck()
+    return check_prompt_words(tokenizer, prompt, model.sampling.get("max_sequence_length"))
 
 
 def latent_shape(pipe, num_frames: int, height: int, width: int) -> tuple[int, ...]:

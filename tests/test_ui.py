@@ -52,6 +52,9 @@ def test_compare_teacher_and_student(manager, monkeypatch):
     assert again.videos[0][1] != result.videos[0][1]  # every request writes its own file
     random_seed = compare.compare_models("a red circle moving left", -1, 2, [], manager=manager).seed
     assert random_seed >= 0  # -1: a random seed, returned
+    assert result.warning == ""
+    free = compare.compare_models("a red dog moving left", 7, 1, [], manager=manager)
+    assert "Unknown to tiny-teacher: 'dog'" in free.warning  # still generated, and the reason is named
 
 
 def test_students_come_from_bundled_roles_and_finished_runs(manager, monkeypatch):

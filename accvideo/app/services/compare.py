@@ -23,14 +23,12 @@ from accvideo.media import write_mp4
 from accvideo.models.registry import load_model, read_sampling_defaults, resolve_model
 from accvideo.util.checks import check_int, check_prompt, check_seed
 
-# lower layers (their paths change with the layout step; keep them in this one block)
-from accvideo.world import TRAIN_COMBOS, prompt_for
-
 from ..jobs import JobManager
 from .models import available_students
+from .prompts import EXAMPLE_PROMPTS, prompt_warning
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "accvideo-outputs"
-EXAMPLE_PROMPTS = [prompt_for(*c) for c in TRAIN_COMBOS[::11]]
+__all__ = ["EXAMPLE_PROMPTS", "compare_models", "compare_models_gpu", "speedup_note"]
 STAGES = ("text_encoder", "denoising", "vae_decode")
 MAX_STUDENTS = 3  # student video slots beside the teacher's and the naive teacher's
 NUM_SLOTS = 2 + MAX_STUDENTS
@@ -86,12 +84,14 @@ def generate_video(model: str, prompt: str, seed, steps, guidance) -> tuple[str,
 @dataclass
 class CompareResult:
     """videos: (label, mp4 path) teacher first; table: one row per model with per-stage seconds,
-    NFE and speedup (teacher total / model total); figure: plotly stacked bar of the stages."""
+    NFE and speedup (teacher total / model total); figure: plotly stacked bar of the stages;
+    warning: markdown naming the prompt's words a model cannot read ('' when it reads them all)."""
 
     videos: list[tuple[str, str]] = field(default_factory=list)
     table: pd.DataFrame | None = None
     figure: go.Figure | None = None
     seed: int = 0
+    warning: str = ""  # the words of the prompt a model cannot read (`prompts.prompt_warning`), '' if none
 
 
 def _timed_runs(entries: list[tuple[str, str, int | None]], prompt: str, seed: int, repeats: int
@@ -176,6 +176,7 @@ def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher
     name = Path(str(teacher)).name
     naive = [(f"{name} at {naive_steps} steps (no distillation)", teacher, naive_steps)] if naive_steps else []
     entries = [(f"{name} (teacher)", teacher, teacher_steps), *naive, *[(s, known[s], None) for s in students]]
+    warning = prompt_warning(prompt, {name: teacher, **{s: known[s] for s in students}})
     with GENERATE_LOCK:
         rows, paths = _timed_runs(entries, prompt, seed, REPEATS)
     videos = [(f"{row['model']}: {row['steps']} steps, {row['total_s']:.2f} s", path) for row, path in zip(rows, paths)]
@@ -185,7 +186,7 @@ def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher
     table["speedup"] = [round(float(np.median(r)), 2) for r in ratios]
     table["speedup_min"] = [round(min(r), 2) for r in ratios]
     table["speedup_max"] = [round(max(r), 2) for r in ratios]
-    return CompareResult(videos=videos, table=table, figure=timing_figure(table), seed=seed)
+    return CompareResult(videos=videos, table=table, figure=timing_figure(table), seed=seed, warning=warning)
 
 
 try:  # on a ZeroGPU Space, generation runs inside a GPU slot (the tiny models also run on its CPU)

@@ -13,6 +13,8 @@ from ..services.compare import (
     speedup_note,
     teacher_default_steps,
 )
+from ..services.models import available_students
+from ..services.prompts import BUILDER_CHOICES, EXAMPLE_COMBOS, GRAMMAR, build_prompt, prompt_warning
 from .common import gradio_errors, named_inputs, student_choices
 
 
@@ -38,7 +40,15 @@ def compare_tab(manager: JobManager, teacher: str):
         # plain paths keep the API's answer clean; labels and visibility follow in `show_slots`
         paths = [path for _, path in result.videos] + [None] * (NUM_SLOTS - len(result.videos))
         labels = [label for label, _ in result.videos]
-        return (*paths, result.table, result.figure, result.seed, speedup_note(result.table), labels)
+        # the warning leads the note, so an API caller reads it too (the page also shows it live)
+        note = "\n\n".join(filter(None, [result.warning, speedup_note(result.table)]))
+        return (*paths, result.table, result.figure, result.seed, note, labels)
+
+    def ui_warning(prompt, students):
+        known = available_students(manager)
+        models = {teacher: teacher, **{s: known[s] for s in students or [] if s in known}}
+        text = prompt_warning(prompt, models)
+        return gr.update(value=text, visible=bool(text))
 
     def show_slots(labels):
         return [gr.update(label=labels[i], visible=True) if i < len(labels) else gr.update(visible=False)
@@ -47,7 +57,16 @@ def compare_tab(manager: JobManager, teacher: str):
     with gr.Row():
         with gr.Column(scale=1):
             initial = student_choices(manager)
-            prompt = gr.Textbox(value=EXAMPLE_PROMPTS[0], label="Prompt")
+            # the builder writes the grammar's prompt into the free-text box; real models take any text
+            gr.Markdown(f"The bundled tiny models know only *{GRAMMAR}*: build one here, or type free text "
+                        "below (real models take any text).", elem_id="prompt-grammar")
+            first = dict(zip(("color", "shape", "direction"), EXAMPLE_COMBOS[0]))
+            with gr.Row():
+                builder = [gr.Dropdown(BUILDER_CHOICES[key], value=first[key], label=label, elem_id=f"prompt-{key}",
+                                       min_width=90)
+                           for key, label in (("color", "Colour"), ("shape", "Shape"), ("direction", "Direction"))]
+            prompt = gr.Textbox(value=EXAMPLE_PROMPTS[0], label="Prompt", elem_id="prompt")
+            warning = gr.Markdown(visible=False, elem_id="prompt-warning")
             gr.Examples(EXAMPLE_PROMPTS, inputs=prompt)
             seed = gr.Number(value=0, step=1, label="Seed (-1: random)")  # not rounded: checked by name
             teacher_steps = gr.Slider(1, 200, value=teacher_default_steps(teacher), step=1, label="Teacher steps")
@@ -71,6 +90,10 @@ def compare_tab(manager: JobManager, teacher: str):
             timing_plot = gr.Plot(label="Timing", elem_id="timing-plot")
             used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
     slot_labels = gr.State([])
+    for dropdown in builder:
+        dropdown.input(gradio_errors(build_prompt), builder, prompt, api_name=False, queue=False)
+    for trigger in (prompt.change, students.change):
+        trigger(ui_warning, [prompt, students], warning, api_name=False, queue=False, show_progress="hidden")
     compare_button.click(ui_compare, named_inputs(prompt=prompt, seed=seed, teacher_steps=teacher_steps,
                                                   students=students, naive_steps=naive_steps),
                          [*video_slots, timing_table, timing_plot, used_seed, speedup, slot_labels],
