@@ -32,7 +32,8 @@ def main() -> None:
         load_model(ref)
     threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
     build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue).launch(
-        server_name=args.host, server_port=args.port, share=args.share)
+        server_name=args.host, server_port=args.port, share=args.share,
+        allowed_paths=[args.runs_dir])  # the watchdog clips the Distil tab plays live in the runs folder
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import ast
 import dataclasses
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -376,3 +377,15 @@ def test_the_accvideo_form_shows_the_notice_and_the_way_to_synvid(tmp_path):
     by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
     assert "needs a finished SynVid run" in by_id["accvideo-needs-synvid"]["value"]
     assert by_id["accvideo-needs-synvid"]["visible"] and by_id["make-synvid"]["visible"]
+
+
+def test_watchdog_record_and_note(tmp_path):
+    """The Distil tab's watchdog panel: the latest record read back (clip made absolute) and its note."""
+    (tmp_path / "watchdog.json").write_text(json.dumps({
+        "step": 40, "stage": "stage-1", "clip": "watchdog/stage-1-step-000040.mp4", "flags": ["noise"],
+        "stats": {"roughness": 1.41}}))
+    record = jobs.read_watchdog(tmp_path)
+    assert record["clip"] == str(tmp_path / "watchdog" / "stage-1-step-000040.mp4")
+    assert job_views.watchdog_note(record) == "⚠️ **Watchdog, step 40 (stage-1): noise** (roughness 1.41)."
+    assert job_views.watchdog_note({**record, "flags": []}) == "Watchdog, step 40 (stage-1): no collapse seen."
+    assert jobs.read_watchdog(tmp_path / "none") == {} and "no validation clip yet" in job_views.watchdog_note({})

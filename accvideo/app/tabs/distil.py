@@ -104,11 +104,14 @@ def distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs
         selected = [s for s in (selected or []) if s != label][: MAX_STUDENTS - 1] + [label]
         return student_choices(manager, selected), gr.Tabs(selected="compare")
 
-    def refresh(name):
+    def refresh(name, shown_clip):
         # reads only: the table is rebuilt from the job.json files; runs.csv is the manager's to write
         snap = gradio_errors(distil_snapshot)(manager, name)
         notice = accvideo_notice(snap.synvid_runs)
-        return (snap.view.log, snap.view.progress, snap.view.figure, snap.table,
+        clip = snap.view.watchdog_clip
+        # the same clip is not sent again every tick (the player would restart)
+        video = gr.skip() if clip == shown_clip and clip is not None else clip
+        return (snap.view.log, snap.view.progress, snap.view.figure, video, snap.view.watchdog_note, clip, snap.table,
                 *[gr.update(choices=snap.synvid_runs) for _ in synvid_inputs], gr.update(choices=snap.run_names),
                 gr.update(value=notice, visible=bool(notice)), gr.update(visible=bool(notice)))
 
@@ -151,21 +154,26 @@ def distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs
         job_log = gr.Textbox(label="Log (tail, newest line last)", lines=14, max_lines=14, autoscroll=True,
                              elem_id="job-log")
         loss_plot = gr.Plot(label="Loss")
+    with gr.Row():
+        watchdog_clip = gr.Video(label="Watchdog: latest validation clip", autoplay=True, loop=True, height=200,
+                                 elem_id="watchdog-clip", interactive=False)
+        watchdog_flags = gr.Markdown(elem_id="watchdog-flags")
+    shown_clip = gr.State(None)
     runs_table = gr.Dataframe(manager.table(), label=f"Runs ({manager.runs_dir / TABLE_FILE})",
                               interactive=False, elem_id="runs-table")
     for kind, button in buttons.items():
         button.click(_launch_endpoint(ui_launch, kind, manager), forms[kind], [command, job_name],
                      api_name=f"launch_{kind}", concurrency_id="jobs")
-    view_outputs = [job_log, job_progress, loss_plot, runs_table, *synvid_inputs, job_name, needs_synvid,
-                    make_synvid]
+    view_outputs = [job_log, job_progress, loss_plot, watchdog_clip, watchdog_flags, shown_clip, runs_table,
+                    *synvid_inputs, job_name, needs_synvid, make_synvid]
     synvid_form = {f.name: component for f, component in zip(fields["synvid"], forms["synvid"])}
     make_synvid.click(ui_make_synvid, None, [job_tabs, *[synvid_form[name] for name in SMALL_SYNVID]],
                       api_name=False, queue=False)
-    job_name.change(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs")
+    job_name.change(refresh, [job_name, shown_clip], view_outputs, api_name=False, concurrency_id="jobs")
     stop_button.click(ui_stop, [job_name], [command], api_name="stop_job", concurrency_id="jobs")
     resume_button.click(ui_resume, [job_name], [command], api_name="resume_job", concurrency_id="jobs")
     load_button.click(ui_load_student, [job_name, students], [students, tabs], api_name="load_student",
                       concurrency_id="jobs")
-    gr.Timer(REFRESH_SECONDS).tick(refresh, [job_name], view_outputs, api_name=False, concurrency_id="jobs",
+    gr.Timer(REFRESH_SECONDS).tick(refresh, [job_name, shown_clip], view_outputs, api_name=False, concurrency_id="jobs",
                                    show_progress="hidden")
     job_log.change(None, None, None, js=SCROLL_LOG_TO_END, api_name=False, queue=False)
