@@ -389,3 +389,35 @@ def test_watchdog_record_and_note(tmp_path):
     assert job_views.watchdog_note(record) == "⚠️ **Watchdog, step 40 (stage-1): noise** (roughness 1.41)."
     assert job_views.watchdog_note({**record, "flags": []}) == "Watchdog, step 40 (stage-1): no collapse seen."
     assert jobs.read_watchdog(tmp_path / "none") == {} and "no validation clip yet" in job_views.watchdog_note({})
+
+
+def test_mcp_schema_lists_the_endpoints_as_tools(tmp_path):
+    """`python app.py --mcp` is `launch(mcp_server=True)`: the MCP schema lists compare and the toy as tools."""
+    pytest.importorskip("mcp", reason="the mcp package (gradio[mcp]) is not installed")
+    import urllib.request
+
+    from accvideo.app.layout import build_app
+
+    demo = build_app(runs_dir=tmp_path)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, mcp_server=True)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/mcp/schema", timeout=60) as response:
+            schema = json.loads(response.read())
+    finally:
+        demo.close()
+    tools = {tool["name"]: tool for tool in schema} if isinstance(schema, list) else schema
+    assert {"compare", "toy"} <= set(tools), sorted(tools)
+    assert "prompt" in json.dumps(tools["compare"]) and "num_points" in json.dumps(tools["toy"])
+
+
+def test_gpu_duration_follows_steps_and_frames(manager, monkeypatch):
+    """ZeroGPU's slot for a comparison grows with its transformer calls and the teacher's frames."""
+    base = compare.GPU_BASE_SECONDS
+    tiny = compare.gpu_duration("p", 0, 50, ["tiny-accvideo"], 5, manager=manager)  # 9 frames: short
+    assert tiny == base + round((compare.REPEATS + 1) * (2 * 55 + 5) * 9 / 81)
+    assert compare.gpu_duration("p", 0, 100, ["tiny-accvideo"], 5, manager=manager) > tiny
+    monkeypatch.setattr(compare, "read_sampling_defaults", lambda folder: {"num_frames": 81, "num_steps": 4})
+    assert compare.gpu_duration("p", 0, 50, [], 0, manager=manager) == base + (compare.REPEATS + 1) * 100
+    assert compare.gpu_duration("p", 0, 200, [], 200, manager=manager) == compare.GPU_MAX_SECONDS
+    assert compare.gpu_duration("p", 0, "many", [], 0, manager=manager) == base  # the call refuses it by name

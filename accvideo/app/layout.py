@@ -6,6 +6,9 @@ raise `ValueError` naming the argument, the rule and the value; `gradio_errors` 
 `gr.Error` with the same sentence. The job forms are built from the job specs' fields, so their
 defaults, labels and help are written once, in `jobs.specs`.
 
+Handlers are named as their endpoints (`compare`, `toy`, `stop_job`, ...): `python app.py --mcp`
+serves them as MCP tools, and a tool is called by its function's name.
+
 Heavy work (generation) goes through one queue with `concurrency_limit=1` (plus the services'
 lock), so concurrent requests wait instead of fighting for the cores.
 """

@@ -189,9 +189,37 @@ def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher
     return CompareResult(videos=videos, table=table, figure=timing_figure(table), seed=seed, warning=warning)
 
 
-try:  # on a ZeroGPU Space, generation runs inside a GPU slot (the tiny models also run on its CPU)
+# ZeroGPU slot length: enough for every transformer call of a comparison, and no more (a long
+# request waits longer in the Space's queue). A real Wan2.1-1.3B 81-frame step takes about 1 s per
+# call on an H200-class slot; shorter clips scale down with their frames. Tiny models take ~nothing.
+GPU_SECONDS_PER_CALL_81_FRAMES = 1.0
+GPU_BASE_SECONDS = 20  # loading onto the GPU, text encoding, the VAE decodes, the mp4s
+GPU_MAX_SECONDS = 600
+
+
+def gpu_duration(prompt, seed, teacher_steps, students, naive_steps=0, teacher: str = "tiny-teacher",
+                 manager: JobManager | None = None) -> int:
+    """Seconds to ask ZeroGPU for one `compare_models` call (same arguments): its transformer calls
+    (teacher and naive teacher at 2 per step under CFG, students at 1 per saved step; a warm-up
+    and `REPEATS` timed rounds) times the seconds per call for the teacher's frame count, plus a
+    base, clamped to [GPU_BASE_SECONDS, GPU_MAX_SECONDS]. Bad arguments give the base: the call
+    itself then refuses them by name."""
+    try:
+        steps = int(teacher_steps) + int(naive_steps or 0)
+        known = available_students(manager)
+        student_steps = sum(int(read_sampling_defaults(resolve_model(known[s])).get("num_steps", 0))
+                            for s in students or [] if s in known)
+        frames = int(read_sampling_defaults(resolve_model(teacher)).get("num_frames", 81))
+    except (TypeError, ValueError):
+        return GPU_BASE_SECONDS
+    calls = (REPEATS + 1) * (2 * steps + student_steps)
+    seconds = GPU_BASE_SECONDS + calls * GPU_SECONDS_PER_CALL_81_FRAMES * frames / 81
+    return int(min(GPU_MAX_SECONDS, max(GPU_BASE_SECONDS, round(seconds))))
+
+
+try:  # on a ZeroGPU Space, generation runs inside a GPU slot sized for this request
     import spaces
 
-    compare_models_gpu = spaces.GPU(duration=120)(compare_models)
+    compare_models_gpu = spaces.GPU(duration=gpu_duration)(compare_models)
 except ImportError:
     compare_models_gpu = compare_models

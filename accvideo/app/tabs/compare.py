@@ -21,7 +21,7 @@ from .common import gradio_errors, named_inputs, student_choices
 def compare_tab(manager: JobManager, teacher: str):
     """The Compare tab; returns the students dropdown (the Distil tab loads a student into it)."""
 
-    def ui_compare(prompt, seed, teacher_steps, students, naive_steps, progress=gr.Progress(track_tqdm=True)):
+    def compare(prompt, seed, teacher_steps, students, naive_steps, progress=gr.Progress(track_tqdm=True)):
         """Generate one prompt with the teacher, the teacher at few steps and each chosen student, timed per stage.
 
         Args:
@@ -94,7 +94,7 @@ def compare_tab(manager: JobManager, teacher: str):
         dropdown.input(gradio_errors(build_prompt), builder, prompt, api_name=False, queue=False)
     for trigger in (prompt.change, students.change):
         trigger(ui_warning, [prompt, students], warning, api_name=False, queue=False, show_progress="hidden")
-    compare_button.click(ui_compare, named_inputs(prompt=prompt, seed=seed, teacher_steps=teacher_steps,
+    compare_button.click(compare, named_inputs(prompt=prompt, seed=seed, teacher_steps=teacher_steps,
                                                   students=students, naive_steps=naive_steps),
                          [*video_slots, timing_table, timing_plot, used_seed, speedup, slot_labels],
                          api_name="compare", concurrency_limit=1, concurrency_id="generate"

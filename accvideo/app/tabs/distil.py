@@ -64,7 +64,7 @@ def distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs
         names = [s.name for s in manager.runs()]
         return state.command, gr.update(choices=names, value=state.name)
 
-    def ui_stop(name):
+    def stop_job(name):
         """Stop a running job (SIGTERM to its process group; its last checkpoint stays).
 
         Args:
@@ -76,7 +76,7 @@ def distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs
         refuse_if_read_only()
         return gradio_errors(manager.stop)(name).command
 
-    def ui_resume(name):
+    def resume_job(name):
         """Resume a stopped or failed job from its last checkpoint, with the same command.
 
         Args:
@@ -88,7 +88,7 @@ def distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs
         refuse_if_read_only()
         return gradio_errors(manager.resume)(name).command
 
-    def ui_load_student(name, selected):
+    def load_student(name, selected):
         """Add a finished run's student to the Compare tab's students and switch to Compare.
 
         Args:
@@ -170,9 +170,9 @@ def distil_tab(manager: JobManager, can_train: bool, students: gr.Dropdown, tabs
     make_synvid.click(ui_make_synvid, None, [job_tabs, *[synvid_form[name] for name in SMALL_SYNVID]],
                       api_name=False, queue=False)
     job_name.change(refresh, [job_name, shown_clip], view_outputs, api_name=False, concurrency_id="jobs")
-    stop_button.click(ui_stop, [job_name], [command], api_name="stop_job", concurrency_id="jobs")
-    resume_button.click(ui_resume, [job_name], [command], api_name="resume_job", concurrency_id="jobs")
-    load_button.click(ui_load_student, [job_name, students], [students, tabs], api_name="load_student",
+    stop_button.click(stop_job, [job_name], [command], api_name="stop_job", concurrency_id="jobs")
+    resume_button.click(resume_job, [job_name], [command], api_name="resume_job", concurrency_id="jobs")
+    load_button.click(load_student, [job_name, students], [students, tabs], api_name="load_student",
                       concurrency_id="jobs")
     gr.Timer(REFRESH_SECONDS).tick(refresh, [job_name, shown_clip], view_outputs, api_name=False, concurrency_id="jobs",
                                    show_progress="hidden")

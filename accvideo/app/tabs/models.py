@@ -19,7 +19,7 @@ def models_view(manager: JobManager, name=None) -> tuple:
 def models_tab(manager: JobManager):
     """The Models tab: a narrow table (model, role, steps, ProcBench) and the selected row's details."""
 
-    def ui_models():
+    def models():
         """The models this app can use: bundled, finished runs and real checkpoints.
 
         Returns:
@@ -41,6 +41,6 @@ def models_tab(manager: JobManager):
             refresh = gr.Button("Refresh", size="sm")
         with gr.Column(scale=1):
             model_info = gr.Markdown(details, elem_id="model-details")
-    refresh.click(ui_models, None, [models_table, model_info], api_name="models")
+    refresh.click(models, None, [models_table, model_info], api_name="models")
     models_table.select(ui_select, None, [model_info], api_name=False, queue=False)
     return models_table, model_info

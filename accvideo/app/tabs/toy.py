@@ -10,7 +10,7 @@ from .common import gradio_errors, named_inputs
 
 def toy_tab(tab: gr.Tab) -> None:
     """The Toy tab; `tab` is the tab itself (selecting it draws the figures)."""
-    def ui_toy(M, noise_mismatch, lower, upper, num_points):
+    def toy(M, noise_mismatch, lower, upper, num_points):
         """The paper's 1D toy (Fig. 2) for these settings.
 
         Args:
@@ -45,7 +45,7 @@ def toy_tab(tab: gr.Tab) -> None:
     inputs = named_inputs(M=toy_M, noise_mismatch=toy_noise, lower=toy_lower, upper=toy_upper, num_points=toy_points)
     outputs = [toy_traj, toy_useless, toy_students, toy_dm, toy_summary]
     for slider in (toy_M, toy_lower, toy_upper, toy_points):
-        slider.release(ui_toy, inputs, outputs, api_name=False, concurrency_id="toy", trigger_mode="always_last")
-    toy_noise.change(ui_toy, inputs, outputs, api_name=False, concurrency_id="toy")
-    tab.select(ui_toy, inputs, outputs, api_name=False, concurrency_id="toy")
-    gr.Button("Update toy", size="sm").click(ui_toy, inputs, outputs, api_name="toy", concurrency_id="toy")
+        slider.release(toy, inputs, outputs, api_name=False, concurrency_id="toy", trigger_mode="always_last")
+    toy_noise.change(toy, inputs, outputs, api_name=False, concurrency_id="toy")
+    tab.select(toy, inputs, outputs, api_name=False, concurrency_id="toy")
+    gr.Button("Update toy", size="sm").click(toy, inputs, outputs, api_name="toy", concurrency_id="toy")
