@@ -35,7 +35,10 @@ def toy_tab(tab: gr.Tab) -> None:
         toy_noise = gr.Checkbox(value=False, label="Gaussian-noise mismatch")
         toy_lower = gr.Slider(-3, -0.1, value=-1.0, step=0.1, label="Data position (lower)")
         toy_upper = gr.Slider(0.1, 3, value=1.0, step=0.1, label="Data position (upper)")
-        toy_points = gr.Slider(200, 5000, value=1000, step=100, label="Sample count")
+        # "1000 of 5000 points" puzzled users: say what is counted, and what a change costs
+        toy_points = gr.Slider(200, 5000, value=1000, step=100, label="Sample count",
+                               info="noises drawn; each gives 5 distillation points (the 5 key steps). Changing it "
+                                    "or a data position retrains the teacher's students: seconds, not instant.")
     toy_summary = gr.Markdown(elem_id="toy-summary")
     # one figure per row: the toy's multi-panel figures need the width
     toy_traj = gr.Plot(label="Teacher trajectories and distillation points", elem_id="toy-traj")
