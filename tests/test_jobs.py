@@ -163,6 +163,11 @@ def _busy_job(runs, name="busy"):
     import sys
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "accvideo"])
+    # until the child has exec'd, /proc shows the parent's command line (no "accvideo"): under load the
+    # manager could look in that window and call the job dead
+    deadline = time.time() + 30
+    while b"accvideo" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.time() < deadline:
+        time.sleep(0.01)
     (runs.runs_dir / name).mkdir()
     (runs.runs_dir / name / "job.json").write_text(json.dumps({
         "name": name, "kind": "gpd", "spec": {"name": name, "steps": 1, "schedule": "48,24"},
