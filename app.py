@@ -20,7 +20,14 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true")
+    parser.add_argument("--mcp", action="store_true",
+                        help="also serve the named endpoints (compare, toy, ...) as MCP tools at /gradio_api/mcp/")
     args = parser.parse_args()
+    if args.mcp:
+        import importlib.util
+
+        if importlib.util.find_spec("mcp") is None:  # gradio's own error comes only after the models load
+            parser.error("`--mcp` needs the `mcp` package (pip install 'gradio[mcp]'), which is not installed.")
 
     from accvideo.app.layout import build_app
     from accvideo.app.services.models import available_students
@@ -32,7 +39,8 @@ def main() -> None:
         load_model(ref)
     threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
     build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue).launch(
-        server_name=args.host, server_port=args.port, share=args.share)
+        server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp,
+        allowed_paths=[args.runs_dir])  # the watchdog clips the Distil tab plays live in the runs folder
 
 
 if __name__ == "__main__":

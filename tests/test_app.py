@@ -78,6 +78,31 @@ def test_compare_reads_the_speedup(page, shots):
     page.wait_for_selector("text=must be a non-empty string")
 
 
+def _choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_prompt_builder_and_the_unknown_word_warning(page):
+    """An unseen (held-out) combination built with the dropdowns fills the prompt box; free text
+    with a word the tiny models do not know shows a warning naming it."""
+    from accvideo.world import HELDOUT_COMBOS
+
+    page.get_by_role("tab", name="Compare").click()
+    color, shape, direction = HELDOUT_COMBOS[4]
+    for elem_id, option in (("prompt-color", color), ("prompt-shape", shape), ("prompt-direction", direction)):
+        _choose(page, elem_id, option)
+    box = page.get_by_label("Prompt", exact=True)
+    page.wait_for_function(f"() => document.querySelector('#prompt textarea').value === "
+                           f"'a {color} {shape} moving {direction}'")
+    assert not page.locator("#prompt-warning").is_visible()
+    box.fill("a red dog moving left")
+    page.wait_for_selector("#prompt-warning >> text=Unknown to tiny-teacher")
+    assert "'dog'" in page.locator("#prompt-warning").inner_text()
+    box.fill("a red circle moving left")
+    page.wait_for_selector("#prompt-warning", state="hidden")
+
+
 def test_toy_slider_changes_the_plot(page, shots):
     page.get_by_role("tab", name="Toy").click()
     summary = page.locator("#toy-summary")

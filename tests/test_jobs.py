@@ -2,12 +2,13 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from accvideo.app import jobs
 
-TINY_GPD = dict(schedule="48,24", steps=2, batch_size=2)
+TINY_GPD = dict(schedule="48,24", steps=2, batch_size=2, watchdog=1)
 
 
 @pytest.fixture
@@ -27,6 +28,9 @@ def test_gpd_command_is_what_a_user_types(runs):
     assert argv[argv.index("--schedule") + 1] == "48,24,12"
     assert argv[argv.index("--out") + 1] == str(runs.runs_dir / "gpd-a")
     assert "trainer.batch_size=2" in argv and "--resume" in argv
+    assert argv[argv.index("--watchdog") + 1] == "25" and "--watchdog-stop" not in argv  # on for app jobs
+    off = jobs.build_command(jobs.GPDJob("gpd-c", watchdog=0, watchdog_stop="yes"), runs.runs_dir, gpus=0)
+    assert "--watchdog" not in off and off[-1] == "--watchdog-stop"
 
 
 def test_torchrun_with_several_processes_or_gpus(runs):
@@ -52,6 +56,8 @@ def test_torchrun_with_several_processes_or_gpus(runs):
     ("gpd", dict(name="g", batch_size=-1), "`batch_size` must be an integer in"),
     ("gpd", dict(name="g", nproc=10_000), "`nproc` must be an integer in"),
     ("gpd", dict(name="g", teacher="/etc/passwd"), "`teacher` must be one of"),
+    ("gpd", dict(name="g", watchdog=-1), "`watchdog` must be an integer in"),
+    ("gpd", dict(name="g", watchdog_stop="maybe"), r"`watchdog_stop` must be one of \['no', 'yes'\]"),
     ("synvid", dict(name="s", preset="mine.txt"), "`preset` must be one of"),
     ("synvid", dict(name="s", store="key:5; ls"), "`store` must be 'all' or 'key:M'"),
     ("synvid", dict(name="s", store="key:80", num_steps=50), "`store key:M` must be an integer in"),
@@ -98,6 +104,8 @@ def test_tiny_gpd_job_runs_and_survives_a_restart(runs):
     assert list(metrics["step"].unique()) == [1, 2] and metrics["loss"].notna().all()
     assert "distill gpd" in runs.log_tail("gpd-tiny", 1000)
     assert "run:gpd-tiny" in runs.students()
+    watched = jobs.read_watchdog(runs.run_dir("gpd-tiny"))  # TINY_GPD sets the watchdog to every step
+    assert watched["step"] == 2 and watched["stage"] == "stage-1" and Path(watched["clip"]).is_file()
     # a new manager (an app restart) sees the same runs table, also saved as runs.csv
     again = jobs.JobManager(runs.runs_dir)
     table = again.table()
@@ -155,6 +163,11 @@ def _busy_job(runs, name="busy"):
     import sys
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "accvideo"])
+    # until the child has exec'd, /proc shows the parent's command line (no "accvideo"): under load the
+    # manager could look in that window and call the job dead
+    deadline = time.time() + 30
+    while b"accvideo" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.time() < deadline:
+        time.sleep(0.01)
     (runs.runs_dir / name).mkdir()
     (runs.runs_dir / name / "job.json").write_text(json.dumps({
         "name": name, "kind": "gpd", "spec": {"name": name, "steps": 1, "schedule": "48,24"},

@@ -2,6 +2,7 @@
 
 import ast
 import dataclasses
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -52,6 +53,9 @@ def test_compare_teacher_and_student(manager, monkeypatch):
     assert again.videos[0][1] != result.videos[0][1]  # every request writes its own file
     random_seed = compare.compare_models("a red circle moving left", -1, 2, [], manager=manager).seed
     assert random_seed >= 0  # -1: a random seed, returned
+    assert result.warning == ""
+    free = compare.compare_models("a red dog moving left", 7, 1, [], manager=manager)
+    assert "Unknown to tiny-teacher: 'dog'" in free.warning  # still generated, and the reason is named
 
 
 def test_students_come_from_bundled_roles_and_finished_runs(manager, monkeypatch):
@@ -246,11 +250,12 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_app_parts_keep_their_place():
-    """layout.py holds components and wiring only (no torch, no lower layer: it goes through the services);
+    """layout.py and tabs/ hold components and wiring only (no torch, no lower layer: it goes through the services);
     the services and jobs hold the domain logic and no Gradio component."""
     app = Path(__file__).resolve().parents[1] / "accvideo" / "app"
     # logging: the one line a refused input leaves in the server log
-    assert _imports(app / "layout.py") <= {"__future__", "logging", "pathlib", "gradio", "."}
+    for path in [app / "layout.py", *app.glob("tabs/*.py")]:
+        assert _imports(path) <= {"__future__", "logging", "pathlib", "gradio", "."}, path
     for path in [*app.glob("services/*.py"), *app.glob("jobs/*.py")]:
         assert "gradio" not in _imports(path), path
     assert all(len(path.read_text().splitlines()) <= 400 for path in app.rglob("*.py"))
@@ -372,3 +377,47 @@ def test_the_accvideo_form_shows_the_notice_and_the_way_to_synvid(tmp_path):
     by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
     assert "needs a finished SynVid run" in by_id["accvideo-needs-synvid"]["value"]
     assert by_id["accvideo-needs-synvid"]["visible"] and by_id["make-synvid"]["visible"]
+
+
+def test_watchdog_record_and_note(tmp_path):
+    """The Distil tab's watchdog panel: the latest record read back (clip made absolute) and its note."""
+    (tmp_path / "watchdog.json").write_text(json.dumps({
+        "step": 40, "stage": "stage-1", "clip": "watchdog/stage-1-step-000040.mp4", "flags": ["noise"],
+        "stats": {"roughness": 1.41}}))
+    record = jobs.read_watchdog(tmp_path)
+    assert record["clip"] == str(tmp_path / "watchdog" / "stage-1-step-000040.mp4")
+    assert job_views.watchdog_note(record) == "⚠️ **Watchdog, step 40 (stage-1): noise** (roughness 1.41)."
+    assert job_views.watchdog_note({**record, "flags": []}) == "Watchdog, step 40 (stage-1): no collapse seen."
+    assert jobs.read_watchdog(tmp_path / "none") == {} and "no validation clip yet" in job_views.watchdog_note({})
+
+
+def test_mcp_schema_lists_the_endpoints_as_tools(tmp_path):
+    """`python app.py --mcp` is `launch(mcp_server=True)`: the MCP schema lists compare and the toy as tools."""
+    pytest.importorskip("mcp", reason="the mcp package (gradio[mcp]) is not installed")
+    import urllib.request
+
+    from accvideo.app.layout import build_app
+
+    demo = build_app(runs_dir=tmp_path)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, mcp_server=True)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/mcp/schema", timeout=60) as response:
+            schema = json.loads(response.read())
+    finally:
+        demo.close()
+    tools = {tool["name"]: tool for tool in schema} if isinstance(schema, list) else schema
+    assert {"compare", "toy"} <= set(tools), sorted(tools)
+    assert "prompt" in json.dumps(tools["compare"]) and "num_points" in json.dumps(tools["toy"])
+
+
+def test_gpu_duration_follows_steps_and_frames(manager, monkeypatch):
+    """ZeroGPU's slot for a comparison grows with its transformer calls and the teacher's frames."""
+    base = compare.GPU_BASE_SECONDS
+    tiny = compare.gpu_duration("p", 0, 50, ["tiny-accvideo"], 5, manager=manager)  # 9 frames: short
+    assert tiny == base + round((compare.REPEATS + 1) * (2 * 55 + 5) * 9 / 81)
+    assert compare.gpu_duration("p", 0, 100, ["tiny-accvideo"], 5, manager=manager) > tiny
+    monkeypatch.setattr(compare, "read_sampling_defaults", lambda folder: {"num_frames": 81, "num_steps": 4})
+    assert compare.gpu_duration("p", 0, 50, [], 0, manager=manager) == base + (compare.REPEATS + 1) * 100
+    assert compare.gpu_duration("p", 0, 200, [], 200, manager=manager) == compare.GPU_MAX_SECONDS
+    assert compare.gpu_duration("p", 0, "many", [], 0, manager=manager) == base  # the call refuses it by name

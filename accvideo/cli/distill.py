@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from accvideo.training.recipes.accvideo import AccVideoDistillConfig, run_accvideo
 from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_distill
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
+from accvideo.training.watchdog import WatchdogStop
 from accvideo.util.config import load_config
 from accvideo.util.io import atomic_write_text
 
@@ -22,6 +24,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.steps is not None:
         overrides.append(f"trainer.steps={args.steps}")
+    if args.watchdog is not None:
+        if args.watchdog < 0:
+            raise ValueError(f"`--watchdog` must be a number of steps >= 0 (0: off) but is {args.watchdog}.")
+        overrides.append(f"watchdog.every={args.watchdog}")
+    if args.watchdog_stop:
+        overrides.append("watchdog.stop=true")
     out = Path(args.out)
     if args.resume == "never" and (out / "checkpoints").exists():
         raise ValueError(f"`--out` {str(out)!r} already holds a run; pass `--resume auto` or choose a new folder.")
@@ -33,8 +41,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
             raise ValueError(f"`--synvid` must be a SynVid folder (with config.json, made by `accvideo synvid`) "
                              f"but is {args.synvid!r}.")
         cfg = load_config(AccVideoDistillConfig, args.config, overrides)
-        summary = run_accvideo(args.teacher, args.synvid, out, cfg, resume=args.resume == "auto",
-                               dry_run=args.dry_run)
+        summary = _stopping(run_accvideo, args.teacher, args.synvid, out, cfg, resume=args.resume == "auto",
+                            dry_run=args.dry_run)
     elif args.method == "gpd":
         if args.schedule:  # "48,24,12,6": the teacher's step count, then each stage's
             counts = [c.strip() for c in args.schedule.split(",") if c.strip()]
@@ -43,7 +51,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                  f"like 48,24,12,6, but is {args.schedule!r}.")
             overrides += [f"method.teacher_steps={counts[0]}", f"method.schedule=[{','.join(counts[1:])}]"]
         cfg = load_config(GPDDistillConfig, args.config, overrides)
-        summary = run_gpd(args.teacher, out, cfg, resume=args.resume == "auto", dry_run=args.dry_run)
+        summary = _stopping(run_gpd, args.teacher, out, cfg, resume=args.resume == "auto", dry_run=args.dry_run)
     elif args.method == "decoder":
         if args.synvid and not (Path(args.synvid) / "config.json").is_file():
             raise ValueError(f"`--synvid` must be a SynVid folder (with config.json, made by `accvideo synvid`) "
@@ -60,9 +68,21 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                                         "check": summary["check"]}, indent=2, default=str))
     else:  # argparse restricts the choices
         raise ValueError(f"`method` must be one of {METHODS} but is {args.method!r}.")
+    if summary is None:
+        return 3  # stopped by the watchdog: not a success, and not a bad argument (2)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def _stopping(run, *args, **kwargs):
+    """`run(...)`, or None after the watchdog stopped it (its reason on stderr, once)."""
+    try:
+        return run(*args, **kwargs)
+    except WatchdogStop as stop:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"stopped: {stop}", file=sys.stderr)
+        return None
 
 
 METHODS = ["accvideo", "gpd", "decoder"]
@@ -83,4 +103,8 @@ def add_parser(sub) -> None:
     p.add_argument("--check-videos", type=int, default=8, help="decoder: generated videos for the final PSNR and "
                    "speed check against the VAE (0: skip)")
     p.add_argument("--dry-run", action="store_true", help="build everything, print what would train, exit")
+    p.add_argument("--watchdog", type=int, default=None, metavar="N",
+                   help="every N steps render a validation clip into OUT/watchdog and flag collapse (solid, noise, "
+                        "static, exploding); off by default (watchdog.every in a config)")
+    p.add_argument("--watchdog-stop", action="store_true", help="stop the run at the first flagged clip (exit 3)")
     p.set_defaults(func=cmd_distill)

@@ -39,6 +39,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from accvideo.generation import generate
     from accvideo.media import write_mp4
     from accvideo.models.registry import load_model
+    from accvideo.models.tiny import check_prompt
 
     if args.out is not None:  # checked before any work: a wrong path must not cost a generation
         if Path(args.out).suffix.lower() != ".mp4":
@@ -46,6 +47,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pipe = load_model(args.model, dtype=args.dtype, device=args.device, offload=args.offload,
                       vae_tiling=args.vae_tiling, decoder=args.decoder)
+    words = check_prompt(pipe, args.prompt)
+    if not words.ok:  # a warning, not an error: the video is still made, but the user should know why it is off
+        print(f"warning: {words.message(f'model {args.model!r}')}", file=sys.stderr)
     import torch
 
     on_gpu = torch.cuda.is_available()

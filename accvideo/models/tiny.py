@@ -125,3 +125,56 @@ def build_pipeline(cfg: TinyConfig | None = None, seed: int = 0) -> WanPipeline:
         tokenizer=tokenizer, text_encoder=build_text_encoder(cfg, len(tokenizer)), vae=build_vae(cfg),
         transformer=build_transformer(cfg), scheduler=build_scheduler(cfg),
     )
+
+
+@dataclass(frozen=True)
+class PromptCheck:
+    """What a word-level tokenizer makes of a prompt. unknown: words outside its vocabulary (each
+    becomes <unk>, so the model cannot follow it), in prompt order, once each; dropped: words past
+    `max_words`, cut by truncation before the model sees them."""
+
+    unknown: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    max_words: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.unknown and not self.dropped
+
+    def message(self, model: str = "this model") -> str:
+        """One plain sentence (or two) naming the words, '' when every word is read."""
+        parts = []
+        if self.unknown:
+            parts.append(f"Unknown to {model}: {', '.join(repr(w) for w in self.unknown)} (each becomes <unk>, so "
+                         "the video will not follow it).")
+        if self.dropped:
+            parts.append(f"Cut off by {model}, which reads only the first {self.max_words} words: "
+                         f"{', '.join(repr(w) for w in self.dropped)}.")
+        return " ".join(parts)
+
+
+def check_prompt_words(tokenizer, prompt: str, max_sequence_length: int | None = None) -> PromptCheck:
+    """The words of `prompt` that `tokenizer` cannot read: a `PromptCheck`, empty for every tokenizer
+    that is not word-level (a real model's subword tokenizer reads any text, so free text is fine).
+
+    max_sequence_length: tokens the pipeline keeps (eos included); default the tokenizer's limit.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or type(backend.model).__name__ != "WordLevel":
+        return PromptCheck()
+    # the tokenizer's own normaliser and splitter, so the words are exactly the ones it looks up
+    text = backend.normalizer.normalize_str(prompt) if backend.normalizer is not None else prompt
+    words = [w for w, _ in backend.pre_tokenizer.pre_tokenize_str(text)] if backend.pre_tokenizer else text.split()
+    vocab = tokenizer.get_vocab()
+    unknown = tuple(dict.fromkeys(w for w in words if w not in vocab))
+    limit = (max_sequence_length or tokenizer.model_max_length) - 1  # one place is the eos token
+    return PromptCheck(unknown=unknown, dropped=tuple(words[limit:]) if limit > 0 else (), max_words=max(limit, 0))
+
+
+def check_prompt(model, prompt: str) -> PromptCheck:
+    """The words of `prompt` this model (a LoadedModel) cannot read (its tokenizer is word-level: the bundled tiny
+    family) or that its sequence length cuts; empty for real models, which take free text."""
+    tokenizer = getattr(model.pipe, "tokenizer", None)
+    if tokenizer is None:
+        return PromptCheck()
+    return check_prompt_words(tokenizer, prompt, model.sampling.get("max_sequence_length"))

@@ -4,7 +4,8 @@ A method declares its trainable modules and its update phases (for AccVideo: "di
 then "student"; for the teacher's stages one phase each); the loop owns everything else:
 optimisers (AdamW, betas 0.9/0.99), the LR schedule (`lr.py`), gradient accumulation, data
 parallelism (`parallel.py`), the non-finite-loss check (before `backward`, so a bad batch
-never reaches the weights), gradient clipping, hooks such as EMA (`hooks.py`), logging,
+never reaches the weights), gradient clipping, hooks such as EMA (`hooks.py`) and the collapse
+watchdog (`watchdog.py`, checked after every full step), logging,
 atomic checkpoints, resume, and closing the method at the end. It runs the same under
 `python` and `torchrun`. Batches depend only on (seed, step, micro-batch, rank): a resumed
 run sees the same data and ends with the same weights.
@@ -46,6 +47,7 @@ from accvideo.training.parallel import (
     optimizer_states,
     shard_fsdp2,
 )
+from accvideo.training.watchdog import WatchdogStop
 from accvideo.util import distributed
 from accvideo.util.config import save_config, to_dict
 
@@ -211,7 +213,11 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
                              f"not {method.name!r}; use a new --out folder.")
         load_states(state, modules, optimizers, method.phase_modules, sharded)
         for hook in hooks:
-            hook.load_state_dict(state["hooks"][hook.name])
+            if hook.name in state["hooks"]:
+                hook.load_state_dict(state["hooks"][hook.name])
+            elif not getattr(hook, "stateless", False):  # a watchdog may be added on resume; an EMA not
+                raise ValueError(f"checkpoint {str(used)!r} holds no state for hook {hook.name!r} (it has "
+                                 f"{sorted(state['hooks'])}); resume without that hook or use a new --out folder.")
         set_rng_state(state["rng"])
         start = state["step"]
         metrics.truncate(lambda r: r.get("stage") != stage or r.get("step", 0) <= start)
@@ -241,6 +247,7 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
             for hook in hooks:
                 hook.after_step(method.phase_modules(phase), modules)
         bar.update(1)
+        _watch(hooks, step + 1, modules, info)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             record = {k: v if k in ("stage", "step") else distributed.mean_across_ranks(v, info)
                       for k, v in record.items()}
@@ -265,6 +272,16 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
             export_student(method, modules, teacher, out, summary, full_config)
     distributed.barrier(info)
     return summary
+
+
+def _watch(hooks: list[Hook], step: int, modules: dict[str, nn.Module], info: distributed.DistInfo) -> None:
+    """Give hooks with a `check` (the collapse watchdog) their turn after a full step. Rank 0 renders;
+    the verdict is shared so that every rank stops at the same step (one alone would hang the rest)."""
+    for hook in hooks:
+        if hasattr(hook, "check") and hook.due(step):
+            reason = hook.check(step, modules)
+            if distributed.max_across_ranks(1.0 if reason else 0.0, info) > 0:
+                raise WatchdogStop(reason or f"watchdog flagged step {step} on rank 0 (see watchdog.json)")
 
 
 def _enable_checkpointing(method: Method, modules: dict[str, nn.Module]) -> None:

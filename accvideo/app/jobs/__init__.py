@@ -9,7 +9,7 @@ The names below are the package's public surface.
 """
 
 from .manager import JobManager
-from .runs import TABLE_FILE, JobState, read_metrics
+from .runs import TABLE_FILE, JobState, read_metrics, read_watchdog
 from .specs import (
     KINDS,
     AccVideoJob,
@@ -28,4 +28,4 @@ from .specs import (
 
 __all__ = ["KINDS", "TABLE_FILE", "AccVideoJob", "GPDJob", "JobManager", "JobSpec", "JobState", "SynVidJob",
            "build_command", "executable_argv", "form_default", "form_fields", "local_gpus", "make_spec",
-           "max_processes", "read_metrics", "teacher_models"]
+           "max_processes", "read_metrics", "read_watchdog", "teacher_models"]

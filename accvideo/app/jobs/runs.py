@@ -49,6 +49,16 @@ def read_job(run_dir: Path) -> dict:
         return {}
 
 
+def read_watchdog(run_dir: Path) -> dict:
+    """The collapse watchdog's latest record (`watchdog.json`: step, stage, clip relative to the run,
+    flags, stats), with `clip` made absolute; {} when the run has none (yet)."""
+    try:
+        record = json.loads((run_dir / "watchdog.json").read_text())
+        return {**record, "clip": str(run_dir / record["clip"])}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return {}
+
+
 def read_metrics(run_dir: Path, kind: str) -> pd.DataFrame:
     """Loss records of a run as a DataFrame with `step` (global, across GPD stages), `series`, `loss`.
 

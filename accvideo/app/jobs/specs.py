@@ -95,6 +95,23 @@ def _lr(default: float):
     return _form(default, label="Learning rate", low=1e-7, high=1e-1)
 
 
+def _watchdog():
+    # on for the app's jobs (all tiny: the teachers are the bundled ones), off in the CLI by default
+    return _form(25, label="Watchdog every (steps)", low=0, high=100_000,
+                 help="render a validation clip every N steps and flag collapse (solid, noise, static, "
+                      "exploding); 0: off")
+
+
+def _watchdog_stop():
+    return _form("no", label="Stop on a collapse flag", choices=("no", "yes"),
+                 help="end the job at the first flagged clip (its last checkpoint stays)")
+
+
+def _watchdog_args(spec) -> list[str]:
+    return (["--watchdog", str(spec.watchdog)] if spec.watchdog else []) + \
+        (["--watchdog-stop"] if spec.watchdog_stop == "yes" else [])
+
+
 def _batch_size():
     return _form(8, label="Batch size", help="samples per optimiser step, over all processes", low=1, high=256)
 
@@ -216,6 +233,8 @@ class AccVideoJob:
     lr: float = _lr(2e-4)
     batch_size: int = _batch_size()
     nproc: int = _nproc()
+    watchdog: int = _watchdog()
+    watchdog_stop: str = _watchdog_stop()
     kind: str = field(default="accvideo", init=False)
 
     def validate(self, runs_dir: Path) -> None:
@@ -235,11 +254,13 @@ class AccVideoJob:
         self.lr = _check_field(self, "lr")
         self.batch_size = _check_field(self, "batch_size")
         self.nproc = _check_field(self, "nproc")
+        self.watchdog = _check_field(self, "watchdog")
+        check_choice(self.watchdog_stop, "watchdog_stop", ("no", "yes"))
 
     def cli_args(self, runs_dir: Path) -> list[str]:
         return ["distill", "accvideo", "--teacher", self.teacher, "--synvid", str(runs_dir / self.synvid_run),
                 "--out", str(runs_dir / self.name), *_trainer_overrides(self.steps, self.batch_size, self.lr),
-                "--set", f"method.num_key_steps={self.m}", "--resume", "auto"]
+                "--set", f"method.num_key_steps={self.m}", "--resume", "auto", *_watchdog_args(self)]
 
     def total_steps(self) -> int:
         return self.steps
@@ -257,6 +278,8 @@ class GPDJob:
     lr: float = _lr(1e-4)
     batch_size: int = _batch_size()
     nproc: int = _nproc()
+    watchdog: int = _watchdog()
+    watchdog_stop: str = _watchdog_stop()
     kind: str = field(default="gpd", init=False)
 
     def validate(self, runs_dir: Path) -> None:
@@ -267,11 +290,13 @@ class GPDJob:
         self.lr = _check_field(self, "lr")
         self.batch_size = _check_field(self, "batch_size")
         self.nproc = _check_field(self, "nproc")
+        self.watchdog = _check_field(self, "watchdog")
+        check_choice(self.watchdog_stop, "watchdog_stop", ("no", "yes"))
 
     def cli_args(self, runs_dir: Path) -> list[str]:
         return ["distill", "gpd", "--teacher", self.teacher, "--schedule", self.schedule,
                 "--out", str(runs_dir / self.name), *_trainer_overrides(self.steps, self.batch_size, self.lr),
-                "--resume", "auto"]
+                "--resume", "auto", *_watchdog_args(self)]
 
     def total_steps(self) -> int:
         return self.steps * (len(self.schedule.split(",")) - 1)

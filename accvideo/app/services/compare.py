@@ -23,14 +23,12 @@ from accvideo.media import write_mp4
 from accvideo.models.registry import load_model, read_sampling_defaults, resolve_model
 from accvideo.util.checks import check_int, check_prompt, check_seed
 
-# lower layers (their paths change with the layout step; keep them in this one block)
-from accvideo.world import TRAIN_COMBOS, prompt_for
-
 from ..jobs import JobManager
 from .models import available_students
+from .prompts import EXAMPLE_PROMPTS, prompt_warning
 
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "accvideo-outputs"
-EXAMPLE_PROMPTS = [prompt_for(*c) for c in TRAIN_COMBOS[::11]]
+__all__ = ["EXAMPLE_PROMPTS", "compare_models", "compare_models_gpu", "speedup_note"]
 STAGES = ("text_encoder", "denoising", "vae_decode")
 MAX_STUDENTS = 3  # student video slots beside the teacher's and the naive teacher's
 NUM_SLOTS = 2 + MAX_STUDENTS
@@ -86,12 +84,14 @@ def generate_video(model: str, prompt: str, seed, steps, guidance) -> tuple[str,
 @dataclass
 class CompareResult:
     """videos: (label, mp4 path) teacher first; table: one row per model with per-stage seconds,
-    NFE and speedup (teacher total / model total); figure: plotly stacked bar of the stages."""
+    NFE and speedup (teacher total / model total); figure: plotly stacked bar of the stages;
+    warning: markdown naming the prompt's words a model cannot read ('' when it reads them all)."""
 
     videos: list[tuple[str, str]] = field(default_factory=list)
     table: pd.DataFrame | None = None
     figure: go.Figure | None = None
     seed: int = 0
+    warning: str = ""  # the words of the prompt a model cannot read (`prompts.prompt_warning`), '' if none
 
 
 def _timed_runs(entries: list[tuple[str, str, int | None]], prompt: str, seed: int, repeats: int
@@ -176,6 +176,7 @@ def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher
     name = Path(str(teacher)).name
     naive = [(f"{name} at {naive_steps} steps (no distillation)", teacher, naive_steps)] if naive_steps else []
     entries = [(f"{name} (teacher)", teacher, teacher_steps), *naive, *[(s, known[s], None) for s in students]]
+    warning = prompt_warning(prompt, {name: teacher, **{s: known[s] for s in students}})
     with GENERATE_LOCK:
         rows, paths = _timed_runs(entries, prompt, seed, REPEATS)
     videos = [(f"{row['model']}: {row['steps']} steps, {row['total_s']:.2f} s", path) for row, path in zip(rows, paths)]
@@ -185,12 +186,40 @@ def compare_models(prompt, seed, teacher_steps, students, naive_steps=0, teacher
     table["speedup"] = [round(float(np.median(r)), 2) for r in ratios]
     table["speedup_min"] = [round(min(r), 2) for r in ratios]
     table["speedup_max"] = [round(max(r), 2) for r in ratios]
-    return CompareResult(videos=videos, table=table, figure=timing_figure(table), seed=seed)
+    return CompareResult(videos=videos, table=table, figure=timing_figure(table), seed=seed, warning=warning)
 
 
-try:  # on a ZeroGPU Space, generation runs inside a GPU slot (the tiny models also run on its CPU)
+# ZeroGPU slot length: enough for every transformer call of a comparison, and no more (a long
+# request waits longer in the Space's queue). A real Wan2.1-1.3B 81-frame step takes about 1 s per
+# call on an H200-class slot; shorter clips scale down with their frames. Tiny models take ~nothing.
+GPU_SECONDS_PER_CALL_81_FRAMES = 1.0
+GPU_BASE_SECONDS = 20  # loading onto the GPU, text encoding, the VAE decodes, the mp4s
+GPU_MAX_SECONDS = 600
+
+
+def gpu_duration(prompt, seed, teacher_steps, students, naive_steps=0, teacher: str = "tiny-teacher",
+                 manager: JobManager | None = None) -> int:
+    """Seconds to ask ZeroGPU for one `compare_models` call (same arguments): its transformer calls
+    (teacher and naive teacher at 2 per step under CFG, students at 1 per saved step; a warm-up
+    and `REPEATS` timed rounds) times the seconds per call for the teacher's frame count, plus a
+    base, clamped to [GPU_BASE_SECONDS, GPU_MAX_SECONDS]. Bad arguments give the base: the call
+    itself then refuses them by name."""
+    try:
+        steps = int(teacher_steps) + int(naive_steps or 0)
+        known = available_students(manager)
+        student_steps = sum(int(read_sampling_defaults(resolve_model(known[s])).get("num_steps", 0))
+                            for s in students or [] if s in known)
+        frames = int(read_sampling_defaults(resolve_model(teacher)).get("num_frames", 81))
+    except (TypeError, ValueError):
+        return GPU_BASE_SECONDS
+    calls = (REPEATS + 1) * (2 * steps + student_steps)
+    seconds = GPU_BASE_SECONDS + calls * GPU_SECONDS_PER_CALL_81_FRAMES * frames / 81
+    return int(min(GPU_MAX_SECONDS, max(GPU_BASE_SECONDS, round(seconds))))
+
+
+try:  # on a ZeroGPU Space, generation runs inside a GPU slot sized for this request
     import spaces
 
-    compare_models_gpu = spaces.GPU(duration=120)(compare_models)
+    compare_models_gpu = spaces.GPU(duration=gpu_duration)(compare_models)
 except ImportError:
     compare_models_gpu = compare_models

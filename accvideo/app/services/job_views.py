@@ -143,6 +143,20 @@ class JobView:
     figure: go.Figure
     status: str
     command: str
+    watchdog_clip: str | None = None  # the latest validation clip (mp4 path), None before the first
+    watchdog_note: str = ""
+
+
+def watchdog_note(record: dict) -> str:
+    """Markdown of the watchdog's latest record: its step and its flags, or that it saw no collapse."""
+    if not record:
+        return "Watchdog: no validation clip yet (every N steps when the job's *Watchdog every* is on)."
+    where = f"step {record.get('step')}" + (f" ({record['stage']})" if record.get("stage") else "")
+    flags = record.get("flags") or []
+    if not flags:
+        return f"Watchdog, {where}: no collapse seen."
+    stats = ", ".join(f"{k} {v}" for k, v in (record.get("stats") or {}).items())
+    return f"⚠️ **Watchdog, {where}: {', '.join(flags)}** ({stats})."
 
 
 def job_view(manager: JobManager, name) -> JobView:
@@ -158,7 +172,9 @@ def job_view(manager: JobManager, name) -> JobView:
     progress = f"**{name}** ({state.kind}) {status}: `{bar}` {done}/{total} {unit} ({pct:.0f} %)"
     metrics = jobs.read_metrics(manager.run_dir(name), state.kind) if state.kind != "synvid" else \
         pd.DataFrame(columns=METRIC_COLUMNS)
-    return JobView(manager.log_tail(name), progress, loss_figure(metrics, name), status, state.command)
+    record = jobs.read_watchdog(manager.run_dir(name)) if state.kind != "synvid" else {}
+    return JobView(manager.log_tail(name), progress, loss_figure(metrics, name), status, state.command,
+                   record.get("clip"), watchdog_note(record) if state.kind != "synvid" else "")
 
 
 @dataclass

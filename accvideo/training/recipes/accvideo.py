@@ -11,6 +11,7 @@ from accvideo.models.registry import load_model
 from accvideo.training.data import load_key_states
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
 from accvideo.training.trainer import TrainerConfig, run_training
+from accvideo.training.watchdog import WatchdogConfig, watchdog_hooks
 from accvideo.util import distributed
 from accvideo.util.config import to_dict
 from accvideo.util.runs import claim_run
@@ -20,6 +21,7 @@ from accvideo.util.runs import claim_run
 class AccVideoDistillConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     method: AccVideoConfig = field(default_factory=AccVideoConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)  # off by default (`--watchdog N`)
 
 
 def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistillConfig, resume: bool = True,
@@ -40,8 +42,10 @@ def run_accvideo(teacher: str, synvid: str, out: str | Path, cfg: AccVideoDistil
                                                            for k, m in method.trainable().items()}}
     info = distributed.setup()
     try:
-        claim_run(out, "accvideo", {"teacher": str(teacher), "synvid": str(synvid), **to_dict(cfg)},
-                  write=info.is_main)
-        return run_training(method, cfg.trainer, cfg, out, teacher, resume=resume, info=info)
+        # the watchdog only watches: turning it on or off on resume is the same run
+        claimed = {k: v for k, v in to_dict(cfg).items() if k != "watchdog"}
+        claim_run(out, "accvideo", {"teacher": str(teacher), "synvid": str(synvid), **claimed}, write=info.is_main)
+        hooks = watchdog_hooks(cfg.watchdog, method, teacher, out, info.is_main)
+        return run_training(method, cfg.trainer, cfg, out, teacher, resume=resume, info=info, hooks=hooks)
     finally:
         distributed.cleanup(info)

@@ -15,6 +15,7 @@ from accvideo.models.registry import load_model
 from accvideo.synvid import load_prompts
 from accvideo.training.methods.gpd import GPDConfig, GPDStage
 from accvideo.training.trainer import TrainerConfig, run_training
+from accvideo.training.watchdog import WatchdogConfig, watchdog_hooks
 from accvideo.util import distributed
 from accvideo.util.config import to_dict
 from accvideo.util.io import atomic_write_text
@@ -25,6 +26,7 @@ from accvideo.util.runs import claim_run
 class GPDDistillConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     method: GPDConfig = field(default_factory=GPDConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)  # off by default (`--watchdog N`)
 
 
 def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool = True, dry_run: bool = False) -> dict:
@@ -56,7 +58,15 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
     info = distributed.setup()
     stage_cfg = dataclasses.replace(cfg.trainer)
     try:
-        claim_run(out, "gpd", {"teacher": str(teacher), **to_dict(cfg)}, write=info.is_main)
+        # the watchdog only watches: turning it on or off on resume is the same run
+        claim_run(out, "gpd", {"teacher": str(teacher), **{k: v for k, v in to_dict(cfg).items() if k != "watchdog"}},
+                  write=info.is_main)
+        copies: list = []  # the watchdog's one private pipeline copy, shared by the stages
+
+        def watchdog_copy():
+            if not copies:
+                copies.append(load_model(teacher, cached=False))
+            return copies[0]
         guide, guide_steps, guide_guidance = model.transformer, cfg.method.teacher_steps, guidance
         summaries = []
         for k, n in enumerate(counts, 1):
@@ -74,7 +84,9 @@ def run_gpd(teacher: str, out: str | Path, cfg: GPDDistillConfig, resume: bool =
                 stage_cfg.seed = cfg.trainer.seed + k
                 if cfg.method.stage_steps:
                     stage_cfg.steps = cfg.method.stage_steps[k - 1]
-                result = run_training(method, stage_cfg, cfg, stage_dir, teacher, resume=resume, info=info)
+                hooks = watchdog_hooks(cfg.watchdog, method, watchdog_copy, out, info.is_main, stage=f"stage-{k}")
+                result = run_training(method, stage_cfg, cfg, stage_dir, teacher, resume=resume, info=info,
+                                      hooks=hooks)
                 summaries.append({"stage": k, "student_steps": n, **result})
                 student = method.student
                 if cfg.trainer.parallel == "fsdp2" and info.distributed:

@@ -1,0 +1,1 @@
+"""One module per tab of the app; `accvideo.app.layout.build_app` puts them together."""
