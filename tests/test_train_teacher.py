@@ -100,6 +100,8 @@ def test_checkpoint_of_the_old_teacher_loop_resumes(tmp_path, monkeypatch):
            "optimizer": new["optimizers"]["transformer"], "ema": new["hooks"]["ema"], "step": new["step"],
            "rng": new["rng"], "config": new["config"]}
     torch.save(old, path)
+    # the old loop wrote no sha256 sidecar: one left from the new loop would (rightly) call this file corrupt
+    path.with_name(path.name + ".sha256").unlink()
     summary = teacher.train_teacher(fast_config(), tmp_path / "old")
     assert summary["transformer"]["resumed_from"] == 2
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "transformer.pt")
