@@ -20,21 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from accvideo.eval import benchmark_prompts, score_videos, to_uint8  # noqa: E402
+from accvideo.eval.detail import binomial_blur  # noqa: E402
 from accvideo.world import WORLDS, parse_prompt, render, sample_spec  # noqa: E402
 
 SHOWN = ("total", "semantic", "temporal", "fidelity", "detail", "distractor_recall", "blob_contrast",
          "motion_fidelity", "speed_ratio", "diversity")
-
-
-def blur(video: np.ndarray, passes: int = 4) -> np.ndarray:
-    """[1, 2, 1] / 4 binomial blur over H and W of a uint8 video (T, H, W, 3), edge-replicated."""
-    out = video.astype(np.float64)
-    for _ in range(passes):
-        for axis in (1, 2):
-            padded = np.pad(out, [(1, 1) if a == axis else (0, 0) for a in range(4)], mode="edge")
-            lo, mid, hi = (np.take(padded, range(k, k + out.shape[axis]), axis=axis) for k in range(3))
-            out = (lo + 2 * mid + hi) / 4
-    return np.round(out).astype(np.uint8)
 
 
 def main() -> None:
@@ -52,7 +42,7 @@ def main() -> None:
     first: dict[str, np.ndarray] = {}
     variants = {
         "real": real,
-        "blurred": [blur(v) for v in real],
+        "blurred": [np.round(binomial_blur(v, passes=4)).astype(np.uint8) for v in real],
         "slowed": [v[np.arange(len(v)) // 2] for v in real],
         "frozen": [np.repeat(v[:1], len(v), axis=0) for v in real],
         "collapsed": [first.setdefault(parse_prompt(p)[2], v) for p, v in zip(prompts, real)],

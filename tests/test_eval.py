@@ -26,6 +26,7 @@ from accvideo.eval import (
     vae_roundtrip,
     video_features,
 )
+from accvideo.eval.detail import binomial_blur
 from accvideo.eval.metrics import PSNR_CAP
 from accvideo.models.registry import load_model
 from accvideo.world import (
@@ -49,14 +50,7 @@ MARGIN = 3 * math.sqrt(CHANCE["shape"] * (1 - CHANCE["shape"]) / NUM_CLIPS)
 
 
 def _blur(video: np.ndarray, passes: int = 2) -> np.ndarray:
-    """[1, 2, 1] / 4 binomial blur over H and W, `passes` times (~Gaussian sigma 0.7 * sqrt(passes))."""
-    out = video.astype(np.float64)
-    for _ in range(passes):
-        for axis in (1, 2):
-            padded = np.pad(out, [(1, 1) if a == axis else (0, 0) for a in range(4)], mode="edge")
-            lo, mid, hi = (np.take(padded, range(k, k + out.shape[axis]), axis=axis) for k in range(3))
-            out = (lo + 2 * mid + hi) / 4
-    return out
+    return binomial_blur(video, passes)
 
 
 def _degrade(video: np.ndarray, rng: np.random.Generator) -> np.ndarray:

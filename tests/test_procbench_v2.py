@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from accvideo.eval import benchmark_prompts, score_videos, to_uint8, total_score
+from accvideo.eval.detail import binomial_blur
 from accvideo.eval.dimensions import WEIGHTS_V1, WEIGHTS_V2
 from accvideo.world import WORLDS, parse_prompt, render, sample_spec
 
@@ -44,9 +45,7 @@ def test_real_clips_score_high_on_every_dimension_with_intervals(real_scores):
 
 
 def test_blur_lowers_detail(clips, real_scores):
-    from tests.test_eval import _blur
-
-    blurred = [np.round(_blur(v, passes=4)).astype(np.uint8) for v in clips[0]]
+    blurred = [np.round(binomial_blur(v, passes=4)).astype(np.uint8) for v in clips[0]]
     scores = _scores(blurred, clips)
     assert scores["detail"] < real_scores[0]["detail_ci"][0]
     assert scores["blob_contrast"] < 0.9 * real_scores[0]["blob_contrast"]

@@ -25,6 +25,19 @@ MIN_BLOB_AREA = 2  # pixels; a distractor of radius 2 covers about 12
 HF_CUTOFF = 0.25  # cycles per pixel: half the Nyquist frequency
 
 
+def binomial_blur(video: np.ndarray, passes: int = 2) -> np.ndarray:
+    """[1, 2, 1] / 4 binomial blur over H and W of a video (T, H, W, C), `passes` times (about a
+    Gaussian of sigma 0.7 * sqrt(passes)), edges replicated; float64 out. Evaluator tests and
+    `scripts/procbench_ceiling.py` degrade real clips with it on purpose."""
+    out = np.asarray(video, dtype=np.float64)
+    for _ in range(passes):
+        for axis in (1, 2):
+            padded = np.pad(out, [(1, 1) if a == axis else (0, 0) for a in range(4)], mode="edge")
+            lo, mid, hi = (np.take(padded, range(k, k + out.shape[axis]), axis=axis) for k in range(3))
+            out = (lo + 2 * mid + hi) / 4
+    return out
+
+
 def hf_share(video: np.ndarray, cutoff: float = HF_CUTOFF) -> float:
     """Share of spectral power beyond `cutoff` cycles/pixel (radius), grey frames with their mean
     removed, averaged over frames; 0 for a flat video. `video`: uint8 (T, H, W, 3)."""
