@@ -119,3 +119,14 @@ def test_tiny_v2_preset_trains_the_world_v2_teacher():
     assert cfg.model.world.num_distractors == (2, 3) and cfg.model.num_layers == 6 and cfg.model.head_dim == 48
     assert cfg.transformer.ema_warmup and cfg.transformer.steps == 5000
     assert PRESETS["tiny"].teacher_config is None
+
+
+
+def test_reproduce_cli_prints_the_stage_walls(tmp_path, capsys):
+    """The command line, not only `run_reproduce`: one cheap stage, then its JSON summary."""
+    from accvideo.cli import main
+
+    assert main(["reproduce", "--preset", "smoke", "--out", str(tmp_path), "--stages", "toy"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.rindex('{\n  "stages_wall_s"'):])
+    assert set(summary["stages_wall_s"]) == {"toy"} and summary["pipeline_wall_s"] >= 0

@@ -147,7 +147,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     command = "python -m accvideo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
     data = run_reproduce(args.out, args.preset, args.results, args.bundle_dir, only, command)
     walls = {s: v.get("wall_s") for s, v in data["stages"].items()}
-    print(json.dumps({"stages_wall_s": walls, "pipeline_wall_s": round(StageLog(args.out).pipeline_wall(), 1)},
+    print(json.dumps({"stages_wall_s": walls, "pipeline_wall_s": round(StageLog(Path(args.out)).pipeline_wall(), 1)},
                      indent=2))
     return 0
 
