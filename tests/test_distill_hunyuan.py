@@ -7,13 +7,12 @@ call, and two block stacks. Each method runs a few real steps through the one lo
 exports a pipeline that `generate` samples at the student's own step count.
 """
 
-import json
 
 import pytest
 import torch
 
 from accvideo.generation import generate
-from accvideo.models.registry import SAMPLING_FILE, load_model
+from accvideo.models.registry import load_model
 from accvideo.synvid import SynVidConfig, generate_synvid
 from accvideo.training.data import load_key_states
 from accvideo.training.methods.accvideo import AccVideoConfig, AccVideoMethod
@@ -22,7 +21,7 @@ from accvideo.training.recipes.accvideo import AccVideoDistillConfig
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.training.trainer import TrainerConfig, run_training
 from accvideo.util.config import apply_overrides
-from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import save_tiny_hunyuan
 
 NUM_STEPS, M = 4, 2
 PROMPTS = ["a red circle moving left", "a blue square moving up"]
@@ -30,10 +29,7 @@ PROMPTS = ["a red circle moving left", "a blue square moving up"]
 
 @pytest.fixture(scope="module")
 def hunyuan_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hy") / "pipe"
-    build_tiny_hunyuan(seed=0).save_pretrained(folder)
-    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
-    return folder
+    return save_tiny_hunyuan(tmp_path_factory.mktemp("hy") / "pipe")
 
 
 def _differs(a: dict, b: dict) -> bool:

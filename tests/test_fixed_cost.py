@@ -12,7 +12,7 @@ import torch
 from accvideo.eval.bench import parse_model_spec, run_speed_bench
 from accvideo.generation import generate
 from accvideo.models.cache import CachedWanTransformer, calibration_path
-from accvideo.models.registry import SAMPLING_FILE, load_model
+from accvideo.models.registry import load_model
 from accvideo.models.text_cache import TextEmbeddingCache
 from accvideo.models.tiny_decoder import (
     MODEL_SUBFOLDER,
@@ -24,7 +24,7 @@ from accvideo.models.tiny_decoder import (
 from accvideo.models.variants import CacheSpec, split_variant
 from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_distill
 from accvideo.util.config import apply_overrides
-from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import save_tiny_hunyuan
 
 PROMPT = "a red circle moving left"
 SMALL = ["trainer.steps=3", "trainer.batch_size=2", "trainer.log_every=1", "method.num_videos=6", "method.heldout=2",
@@ -38,10 +38,7 @@ def _cache_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def hunyuan_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hy") / "pipe"
-    build_tiny_hunyuan(seed=0).save_pretrained(folder)
-    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
-    return folder
+    return save_tiny_hunyuan(tmp_path_factory.mktemp("hy") / "pipe")
 
 
 @pytest.mark.parametrize("ft,fs,p", [(2, 4, 2), (4, 8, 2), (4, 8, 8)])

@@ -17,7 +17,7 @@ from accvideo.generation import generate, initial_noise
 from accvideo.models.families import PLAIN_PROMPT_TEMPLATE, family_of
 from accvideo.models.real import REAL_MODELS, model_status, real_defaults, resolve_real
 from accvideo.models.registry import SAMPLING_FILE, LoadedModel, load_model, resolve_model
-from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan, save_tiny_hunyuan
 
 PROMPT = "a red circle moving left"
 
@@ -37,10 +37,7 @@ def _no_network(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_hunyuan_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hy") / "pipe"
-    build_tiny_hunyuan(seed=0).save_pretrained(folder)
-    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
-    return folder
+    return save_tiny_hunyuan(tmp_path_factory.mktemp("hy") / "pipe")
 
 
 def test_missing_model_names_the_download_command(tmp_path):

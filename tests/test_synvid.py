@@ -284,13 +284,9 @@ def test_bf16_teacher_is_a_recorded_other_dataset(tiny_pipeline_dir, prompt_file
 @pytest.fixture(scope="module")
 def tiny_hunyuan_dir(tmp_path_factory):
     """The tiny random-init HunyuanVideo pipeline saved with its sampling defaults (embedded guidance 6)."""
-    from accvideo.models.registry import SAMPLING_FILE
-    from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan
+    from tests.helpers.tiny_hunyuan import save_tiny_hunyuan
 
-    folder = tmp_path_factory.mktemp("hy") / "pipe"
-    build_tiny_hunyuan(seed=0).save_pretrained(folder)
-    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
-    return folder
+    return save_tiny_hunyuan(tmp_path_factory.mktemp("hy") / "pipe")
 
 
 def test_hunyuan_synvid_stores_its_trajectories_and_whole_conditioning(tiny_hunyuan_dir, tmp_path):

@@ -11,6 +11,9 @@ the whole tiny prompt away.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 from diffusers import (
     AutoencoderKLHunyuanVideo,
@@ -21,6 +24,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
 from accvideo.models.families import PLAIN_PROMPT_TEMPLATE
+from accvideo.models.registry import SAMPLING_FILE
 from accvideo.models.tiny import build_tokenizer
 
 TRANSFORMER = dict(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=1,
@@ -53,3 +57,11 @@ def build_tiny_hunyuan(seed: int = 0) -> HunyuanVideoPipeline:
         vae=vae.eval(), scheduler=FlowMatchEulerDiscreteScheduler(shift=SAMPLING["shift"]),
         text_encoder_2=text_encoder_2.eval(), tokenizer_2=tokenizer_2)
     return pipe
+
+
+def save_tiny_hunyuan(folder: Path, seed: int = 0) -> Path:
+    """`build_tiny_hunyuan(seed)` saved in `folder` with its sampling defaults (`SAMPLING`): the
+    folder every test of a real-layout HunyuanVideo teacher loads."""
+    build_tiny_hunyuan(seed=seed).save_pretrained(folder)
+    (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
+    return folder
