@@ -101,7 +101,7 @@ def _timed_runs(entries: list[tuple[str, str, int | None]], prompt: str, seed: i
     every model alike. Rows hold the median seconds per stage, the total's min and max, and
     `ratios`: the teacher's (first entry's) total over this model's, one per round. Returns
     (rows, mp4 paths of the last round's videos)."""
-    models = [(label, load_model(ref)) for label, ref, _ in entries]
+    models = [(label, load_model(ref)) for label, ref, _ in entries]  # (label, LoadedModel)
     # None: the model's saved steps (a student's schedule)
     specs = [resolve_sampling(model, num_steps=steps) for (_, model), (_, _, steps) in zip(models, entries)]
     total = sum(spec.num_steps for spec in specs) * (repeats + 1)
@@ -111,28 +111,25 @@ def _timed_runs(entries: list[tuple[str, str, int | None]], prompt: str, seed: i
         bar.update(1)
 
     timings: list[list[dict]] = [[] for _ in entries]
+    last = [None] * len(entries)  # each model's result of the last round: its video is shown
     try:
         for round_ in range(repeats + 1):  # round 0 warms up (first calls pay for allocation and caches)
-            for k, ((label, model), spec) in enumerate(zip(models, specs)):
-                result = generate(model, prompt, seed=seed, spec=spec, callback=step)
+            for k, ((_, model), spec) in enumerate(zip(models, specs)):
+                last[k] = generate(model, prompt, seed=seed, spec=spec, callback=step)
                 if round_:
-                    timings[k].append(result.timings)
-                    last = result
-                if round_ == repeats:
-                    path = output_path(label, seed)
-                    write_mp4(last.video, path)
-                    entries[k] = (label, str(path), last.num_steps, last.nfe)
+                    timings[k].append(last[k].timings)
     finally:
         bar.close()
-    rows = []
-    for (label, _, num_steps, nfe), runs in zip(entries, timings):
-        row = {"model": label, "steps": num_steps, "nfe": nfe,
-               **{f"{s}_s": round(float(np.median([t[s] for t in runs])), 4) for s in (*STAGES, "total")},
-               "total_min_s": round(min(t["total"] for t in runs), 4),
-               "total_max_s": round(max(t["total"] for t in runs), 4),
-               "ratios": [a["total"] / b["total"] for a, b in zip(timings[0], runs)]}
-        rows.append(row)
-    return rows, [path for _, path, _, _ in entries]
+    rows, paths = [], []
+    for (label, _, _), result, runs in zip(entries, last, timings):
+        paths.append(str(output_path(label, seed)))
+        write_mp4(result.video, paths[-1])
+        rows.append({"model": label, "steps": result.num_steps, "nfe": result.nfe,
+                     **{f"{s}_s": round(float(np.median([t[s] for t in runs])), 4) for s in (*STAGES, "total")},
+                     "total_min_s": round(min(t["total"] for t in runs), 4),
+                     "total_max_s": round(max(t["total"] for t in runs), 4),
+                     "ratios": [a["total"] / b["total"] for a, b in zip(timings[0], runs)]})
+    return rows, paths
 
 
 def timing_figure(table: pd.DataFrame) -> go.Figure:
