@@ -28,3 +28,19 @@ def tiny_pipeline_dir(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    # recipes set torch's thread count from trainer.threads; one test's setting must not leak into the next
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    """Run this test's in-process torch work on one thread, as `tests.helpers.killed_run` does.
+
+    Float sums split across threads differ in their last bits, so a resume that is to end
+    byte-identical to a straight run must run on as many threads as the run it continues."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

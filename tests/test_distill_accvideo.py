@@ -211,7 +211,7 @@ def test_cli_dry_run_and_two_processes(tiny_pipeline_dir, synvid_dir, tmp_path):
 
 
 @pytest.mark.slow  # a subprocess and two tiny runs: about 12 s
-def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path):
+def test_killed_run_resumes_to_the_same_end(tiny_pipeline_dir, synvid_dir, tmp_path, one_thread):
     """kill -9 at a step drawn after the first checkpoint (step 2), then resume: the same bytes."""
     import random
 

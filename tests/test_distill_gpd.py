@@ -128,7 +128,7 @@ def test_resume_in_the_middle_of_a_stage(tiny_pipeline_dir, tmp_path, monkeypatc
 
 
 @pytest.mark.slow  # a subprocess and two tiny runs: about 15 s
-def test_killed_while_saving_resumes_to_the_same_bytes(tiny_pipeline_dir, tmp_path):
+def test_killed_while_saving_resumes_to_the_same_bytes(tiny_pipeline_dir, tmp_path, one_thread):
     """kill -9 inside a checkpoint save of stage 2 (its temp file complete, not yet renamed): the
     resume cleans the temp file, continues from the checkpoint before, and ends byte-identical."""
     from pathlib import Path
