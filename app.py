@@ -1,7 +1,10 @@
 """AccVideo Workbench: `python app.py` starts the Gradio app on the bundled tiny models.
 
+Real checkpoints found on disk (docs/GPU.md) are listed too; on a GPU:
+`python app.py --model hunyuanvideo --device cuda --dtype bf16 [--offload model|sequential] [--vae-tiling]`.
 It only parses arguments, builds the UI and launches; on a Hugging Face Space (`app_file: app.py`)
-the same file runs with the Space's host and port from the environment.
+the same file runs with the Space's host and port from the environment, and the memory flags'
+defaults from its variables (`ACCVIDEO_DEVICE`, `ACCVIDEO_DTYPE`, `ACCVIDEO_OFFLOAD`).
 """
 
 import argparse
@@ -22,7 +25,28 @@ def main() -> None:
     parser.add_argument("--share", action="store_true")
     parser.add_argument("--mcp", action="store_true",
                         help="also serve the named endpoints (compare, toy, ...) as MCP tools at /gradio_api/mcp/")
+    # how the real checkpoints load (the tiny models stay on the CPU in fp32); docs/GPU.md
+    parser.add_argument("--device", default=os.environ.get("ACCVIDEO_DEVICE") or None,
+                        help="cpu, cuda or cuda:N for the real models (default cpu)")
+    parser.add_argument("--dtype", default=os.environ.get("ACCVIDEO_DTYPE", "fp32"),
+                        help="fp32, bf16 or fp16 weights for the real models (default fp32; bf16 on a GPU)")
+    parser.add_argument("--offload", default=os.environ.get("ACCVIDEO_OFFLOAD", "none"),
+                        help="none, model (components to the GPU one at a time) or sequential (layer by layer)")
+    parser.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, default=None,
+                        help="decode in tiles (default: each model's own; on for the real HunyuanVideo models)")
+    parser.add_argument("--gpu-mem", type=float, default=None, metavar="GB",
+                        help="refuse a Distil job whose memory plan exceeds GB per GPU (default: the CUDA GPU's own "
+                             "memory, for real teachers only)")
     args = parser.parse_args()
+    from accvideo.app.services.models import RealModelOptions
+
+    try:  # checked before anything loads: a typo or a missing GPU is named by its flag
+        options = RealModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
+                                   vae_tiling=args.vae_tiling).validate()
+    except ValueError as err:
+        parser.error(str(err))
+    if args.gpu_mem is not None and not args.gpu_mem > 0:
+        parser.error(f"`--gpu-mem` must be a number of GB > 0 but is {args.gpu_mem}.")
     if args.mcp:
         import importlib.util
 
@@ -30,15 +54,17 @@ def main() -> None:
             parser.error("`--mcp` needs the `mcp` package (pip install 'gradio[mcp]'), which is not installed.")
 
     from accvideo.app.layout import build_app
-    from accvideo.app.services.models import available_students
+    from accvideo.app.services.models import startup_models
     from accvideo.models.registry import load_model
     from toy.api import warm_up
 
-    load_model(args.model)  # load once at start: a missing model fails here, with its fix
-    for ref in available_students().values():
-        load_model(ref)
+    # load once at start (a missing model fails here, with its fix): the teacher, the tiny students
+    # and the teacher's own real students; other real models on disk load on their first use
+    for ref in startup_models(args.model):
+        load_model(ref, **options.load_kwargs(ref))
     threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
-    build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue).launch(
+    build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue, options=options,
+              gpu_mem=args.gpu_mem).launch(
         server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp,
         allowed_paths=[args.runs_dir])  # the watchdog clips the Distil tab plays live in the runs folder
 

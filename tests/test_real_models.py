@@ -17,7 +17,7 @@ from accvideo.generation import generate, initial_noise
 from accvideo.models.families import PLAIN_PROMPT_TEMPLATE, family_of
 from accvideo.models.real import REAL_MODELS, model_status, real_defaults, resolve_real
 from accvideo.models.registry import SAMPLING_FILE, LoadedModel, load_model, resolve_model
-from tests.helpers.tiny_hunyuan import SAMPLING, build_tiny_hunyuan, save_tiny_hunyuan
+from tests.helpers.tiny_hunyuan import SAMPLING, save_original_student, save_tiny_hunyuan
 
 PROMPT = "a red circle moving left"
 
@@ -153,14 +153,9 @@ def test_student_conversion_into_a_pipeline(tiny_hunyuan_dir, tmp_path):
     """The user's path for the released AccVideo student, on tiny models: the teacher in the
     models folder, the student's original-format .pt where `hf download` puts it, then
     `python -m accvideo convert --model accvideo-hunyuan-5step`, then load it by name."""
-    from accvideo.models.convert import hunyuan_diffusers_to_original
-
     models = tmp_path / "models"
     shutil.copytree(tiny_hunyuan_dir, models / "hunyuanvideo")
-    student = build_tiny_hunyuan(seed=1).transformer  # "distilled" weights: different from the teacher's
-    ckpt = models / "accvideo-hunyuan-5step-original" / "accvideo-t2v-5-steps" / "diffusion_pytorch_model.pt"
-    ckpt.parent.mkdir(parents=True)
-    torch.save({"module": hunyuan_diffusers_to_original(student.state_dict())}, ckpt)
+    student = save_original_student(models)  # "distilled" weights: different from the teacher's
     with pytest.raises(ValueError, match="python -m accvideo convert --model accvideo-hunyuan-5step"):
         resolve_model("accvideo-hunyuan-5step")
     run = subprocess.run([sys.executable, "-m", "accvideo", "convert", "--model", "accvideo-hunyuan-5step"],

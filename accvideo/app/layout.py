@@ -21,6 +21,7 @@ import gradio as gr
 
 from .jobs import JobManager
 from .services.job_views import training_allowed
+from .services.models import RealModelOptions
 from .tabs.common import gradio_errors, refusal, student_choices
 from .tabs.compare import compare_tab
 from .tabs.distil import SCROLL_LOG_TO_END, distil_tab
@@ -31,15 +32,19 @@ __all__ = ["build_app", "gradio_errors", "refusal"]
 
 
 def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None = None,
-              max_queue: int = 32) -> gr.Blocks:
-    """The four-tab app. `default_model` is the teacher of Compare; jobs live in `runs_dir`."""
-    manager = JobManager(runs_dir)
+              max_queue: int = 32, options: RealModelOptions | None = None,
+              gpu_mem: float | None = None) -> gr.Blocks:
+    """The four-tab app. `default_model` is the default teacher of Compare; `options` load the real
+    checkpoints (device, dtype, offload, VAE tiling); jobs live in `runs_dir`, and a launch is
+    refused when its memory plan exceeds `gpu_mem` GB (None: the CUDA GPU's own memory, real
+    models only; see `JobManager`)."""
+    manager = JobManager(runs_dir, gpu_mem=gpu_mem)
     with gr.Blocks(title="AccVideo Workbench") as demo:
         gr.Markdown("# AccVideo Workbench\nFew-step video diffusion, real and explorable: a slow teacher and its "
                     "distilled few-step students side by side, the paper's 1D toy, and the distillation backend.")
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
-                students = compare_tab(manager, default_model)
+                students = compare_tab(manager, default_model, options)
             with gr.Tab("Toy", id="toy") as toy:
                 toy_tab(toy)
             with gr.Tab("Distil", id="distil") as distil:

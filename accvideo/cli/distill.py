@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from accvideo.training.preflight import check_plan, synvid_size
 from accvideo.training.recipes.accvideo import AccVideoDistillConfig, run_accvideo
 from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_distill
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
@@ -41,6 +42,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
             raise ValueError(f"`--synvid` must be a SynVid folder (with config.json, made by `accvideo synvid`) "
                              f"but is {args.synvid!r}.")
         cfg = load_config(AccVideoDistillConfig, args.config, overrides)
+        _check_plan(args, "accvideo", cfg, synvid_size(args.synvid))
         summary = _stopping(run_accvideo, args.teacher, args.synvid, out, cfg, resume=args.resume == "auto",
                             dry_run=args.dry_run)
     elif args.method == "gpd":
@@ -51,6 +53,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
                                  f"like 48,24,12,6, but is {args.schedule!r}.")
             overrides += [f"method.teacher_steps={counts[0]}", f"method.schedule=[{','.join(counts[1:])}]"]
         cfg = load_config(GPDDistillConfig, args.config, overrides)
+        _check_plan(args, "gpd", cfg)
         summary = _stopping(run_gpd, args.teacher, out, cfg, resume=args.resume == "auto", dry_run=args.dry_run)
     elif args.method == "decoder":
         if args.synvid and not (Path(args.synvid) / "config.json").is_file():
@@ -73,6 +76,26 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def world_size() -> int:
+    """Ranks of this run: torchrun's WORLD_SIZE (all nodes), 1 under plain `python`."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _check_plan(args: argparse.Namespace, kind: str, cfg, size: dict | None = None) -> None:
+    """Refuse, before any weights load, a run whose memory plan exceeds `--gpu-mem` (or, for a real
+    teacher on CUDA, the GPU's memory); see `accvideo.training.preflight`."""
+    check_plan(kind, args.teacher, cfg, world_size(), args.gpu_mem, size=size, check=not args.no_plan_check)
+
+
+def add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    """`--gpu-mem GB` and `--no-plan-check` (shared by `distill` and `synvid`)."""
+    p.add_argument("--gpu-mem", type=float, default=None, metavar="GB",
+                   help="refuse the run before loading weights when its memory plan exceeds GB per GPU (default: "
+                        "the CUDA GPU's own memory, checked for real teachers only; no check on a CPU)")
+    p.add_argument("--no-plan-check", action="store_true",
+                   help="skip the memory plan (a warning); a run that does not fit then fails with CUDA out of memory")
 
 
 def _stopping(run, *args, **kwargs):
@@ -107,4 +130,5 @@ def add_parser(sub) -> None:
                    help="every N steps render a validation clip into OUT/watchdog and flag collapse (solid, noise, "
                         "static, exploding); off by default (watchdog.every in a config)")
     p.add_argument("--watchdog-stop", action="store_true", help="stop the run at the first flagged clip (exit 3)")
+    add_plan_arguments(p)  # accvideo, gpd (the decoder's distillation has no plan)
     p.set_defaults(func=cmd_distill)

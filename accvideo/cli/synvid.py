@@ -29,6 +29,12 @@ def cmd_synvid(args: argparse.Namespace) -> int:
             if getattr(cfg, f.name) != getattr(default, f.name):
                 setattr(preset, f.name, getattr(cfg, f.name))
         cfg = preset
+    from accvideo.cli.distill import world_size
+    from accvideo.training.preflight import check_plan
+
+    # before the teacher loads; every rank holds the whole teacher, so the plan is per rank
+    check_plan("synvid", cfg.teacher, cfg, world_size(), args.gpu_mem, check=not args.no_plan_check,
+               size={"frames": cfg.num_frames, "height": cfg.height, "width": cfg.width})
     summary = generate_synvid(cfg, args.out, limit_shards=args.limit_shards, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(summary.line())
@@ -80,6 +86,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="dataset folder (rerun into it to resume)")
     p.add_argument("--config", default=None, help="YAML with SynVidConfig fields (e.g. configs/*/synvid.yaml)")
+    from accvideo.cli.distill import add_plan_arguments
+
+    add_plan_arguments(p)
     p.set_defaults(func=cmd_synvid)
 
     p = sub.add_parser("synvid-check", help="verify every shard of a SynVid folder against its manifest")

@@ -65,3 +65,18 @@ def save_tiny_hunyuan(folder: Path, seed: int = 0) -> Path:
     build_tiny_hunyuan(seed=seed).save_pretrained(folder)
     (folder / SAMPLING_FILE).write_text(json.dumps(SAMPLING))
     return folder
+
+
+def save_original_student(models: Path, seed: int = 1) -> torch.nn.Module:
+    """A "distilled" tiny HunyuanVideo transformer (`build_tiny_hunyuan(seed)`'s, other weights
+    than the teacher's) saved in the released AccVideo student's original format where
+    `hf download aejion/AccVideo ...` puts it under the models folder `models`; returns it.
+    `python -m accvideo convert --model accvideo-hunyuan-5step` (or `real.prepare_student`) then
+    makes the pipeline folder, once the teacher is in `models / "hunyuanvideo"`."""
+    from accvideo.models.convert import hunyuan_diffusers_to_original
+
+    student = build_tiny_hunyuan(seed=seed).transformer
+    ckpt = models / "accvideo-hunyuan-5step-original" / "accvideo-t2v-5-steps" / "diffusion_pytorch_model.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"module": hunyuan_diffusers_to_original(student.state_dict())}, ckpt)
+    return student

@@ -42,13 +42,20 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 class JobManager:
     """Launch, stop, resume and watch jobs in `runs_dir`. Thread-safe; one instance per app."""
 
-    def __init__(self, runs_dir: Path | str | None = None, max_jobs: int | None = None):
-        """`max_jobs`: how many jobs may run at once (None: `quotas.default_max_jobs`)."""
+    def __init__(self, runs_dir: Path | str | None = None, max_jobs: int | None = None,
+                 gpu_mem: float | None = None, plan_check: bool = True):
+        """`max_jobs`: how many jobs may run at once (None: `quotas.default_max_jobs`). `gpu_mem`: GB
+        per GPU a job's memory plan must fit (None: the CUDA GPU's own, for real teachers only);
+        `plan_check=False` skips the plan (a warning in the log)."""
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         if max_jobs is not None and (not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1):
             raise ValueError(f"`max_jobs` must be an integer >= 1 but is {max_jobs!r}.")
         self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs(local_gpus())
+        if gpu_mem is not None and (isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int | float)
+                                    or not gpu_mem > 0):
+            raise ValueError(f"`gpu_mem` must be a number of GB > 0 but is {gpu_mem!r}.")
+        self.gpu_mem, self.plan_check = gpu_mem, plan_check
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
 

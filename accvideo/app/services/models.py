@@ -2,20 +2,26 @@
 distillation runs, and real checkpoints when the model registry reports them.
 
 Students are discovered, not listed: every bundled model whose `accvideo_sampling.json` says
-`"role": "student"`, plus every finished distillation run in the runs folder (`run:NAME`).
+`"role": "student"`, every finished distillation run in the runs folder (`run:NAME`), and every
+real student the registry finds on this machine (`accvideo-hunyuan-5step` once converted).
+Teachers likewise: the bundled ones and the real teachers found on disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 # lower layer (its path may change with the layout step; keep it in this one block)
 from accvideo.models import registry
-from accvideo.models.registry import ASSETS, BUNDLED, read_sampling_defaults
+from accvideo.models.memory import MemoryOptions
+from accvideo.models.real import REAL_MODELS, real_model_of, resolve_real
+from accvideo.models.registry import ASSETS, BUNDLED, read_sampling_defaults, resolve_model
 
 from ..jobs import JobManager
 
@@ -25,20 +31,109 @@ MODEL_COLUMNS = ["model", "source", "role", "steps", "procbench", "available", "
 OVERVIEW_COLUMNS = {"model": "model", "role": "role", "steps": "steps", "procbench": "ProcBench"}
 
 
-def available_students(manager: JobManager | None = None) -> dict[str, str]:
-    """Student label -> model reference: bundled models whose sampling role is `student`
-    (tiny-accvideo, tiny-gpd once bundled, ...) plus finished distillation runs ('run:NAME')."""
+def _bundled(role: str) -> dict[str, str]:
+    """Bundled models whose saved sampling role is `role` ("teacher" when unsaid): name -> name."""
     found: dict[str, str] = {}
     for name, folder in sorted(BUNDLED.items()):
         try:
             defaults = read_sampling_defaults(ASSETS / folder)
         except ValueError:
             continue
-        if defaults.get("role") == "student" and (ASSETS / folder / "model_index.json").exists():
+        if defaults.get("role", "teacher") == role and (ASSETS / folder / "model_index.json").exists():
             found[name] = name
+    return found
+
+
+# app.py's flags, by the MemoryOptions field each sets: errors name the flag the user typed
+FLAGS = {"dtype": "--dtype", "device": "--device", "offload": "--offload", "vae_tiling": "--vae-tiling"}
+
+
+@dataclass(frozen=True)
+class RealModelOptions:
+    """How the app loads the real checkpoints (`python app.py --device cuda --dtype bf16
+    [--offload model|sequential] [--vae-tiling]`): the `registry.load_model` memory options.
+    vae_tiling None: each model's own default (on for the real HunyuanVideo models). The tiny
+    models (bundled and finished runs) ignore them and load on the CPU in fp32, as always."""
+
+    dtype: str = "fp32"
+    device: str | None = None
+    offload: str = "none"
+    vae_tiling: bool | None = None
+
+    def validate(self) -> RealModelOptions:
+        """ValueError naming the flag (`--device`, ...), the rule and the value; returns self."""
+        try:
+            MemoryOptions(self.dtype, self.device, self.offload, bool(self.vae_tiling)).validate()
+        except ValueError as err:
+            message = str(err)
+            for name, flag in FLAGS.items():
+                message = message.replace(f"`{name}`", f"`{flag}`").replace(f"{name} '", f"{flag} '")
+            raise ValueError(message) from None
+        return self
+
+    def load_kwargs(self, ref: str) -> dict:
+        """`load_model` keyword arguments for model reference `ref`: these options for a real model, none
+        (the CPU, fp32) for a tiny one."""
+        return dataclasses.asdict(self) if is_real(ref) else {}
+
+
+def real_on_disk(role: str) -> dict[str, str]:
+    """Real models of `role` ("teacher" | "student") that the registry finds on this machine
+    (`$ACCVIDEO_MODELS_DIR/<name>`, or a teacher in the Hugging Face cache): name -> name.
+    Never downloads; a model that is not here is simply not listed (the Models tab says how to get it)."""
+    found: dict[str, str] = {}
+    for name, model in REAL_MODELS.items():
+        if model.is_student != (role == "student"):
+            continue
+        try:
+            resolve_real(name)
+        except ValueError:
+            continue
+        found[name] = name
+    return found
+
+
+def available_students(manager: JobManager | None = None) -> dict[str, str]:
+    """Student label -> model reference: bundled models whose sampling role is `student`
+    (tiny-accvideo, tiny-gpd once bundled, ...), finished distillation runs ('run:NAME') and the
+    real students found on disk (by registry name, e.g. 'accvideo-hunyuan-5step')."""
+    found = _bundled("student")
     if manager is not None:
         found.update({label: str(folder) for label, folder in manager.students().items()})
+    found.update(real_on_disk("student"))
     return found
+
+
+def available_teachers(default: str | None = None) -> dict[str, str]:
+    """Teacher label -> model reference for Compare: `default` (the app's `--model`, a name or a
+    folder) first, then the bundled teachers and the real teachers found on disk."""
+    found = {default: default} if default else {}
+    for name in {**_bundled("teacher"), **real_on_disk("teacher")}:
+        found.setdefault(name, name)
+    return found
+
+
+def startup_models(teacher: str) -> list[str]:
+    """What app.py loads before it launches: `teacher`, the tiny students, and the real students of
+    `teacher` when it is a real model on disk. Other real checkpoints are listed but load on their
+    first comparison: two 13-14 B models and their text encoders at once may not fit one GPU."""
+    from accvideo.models.real import REAL_MODELS
+
+    real = {name for name, model in REAL_MODELS.items() if model.is_student}
+    own = {name for name in real if REAL_MODELS[name].teacher == str(teacher)}
+    return [teacher, *(ref for name, ref in available_students().items() if name not in real or name in own)]
+
+
+def is_real(ref: str) -> bool:
+    """Whether model reference `ref` is a real checkpoint: a registry name, or a folder the registry
+    recognises (by folder name or Hub repo id). The app's memory options (`--device`, `--dtype`,
+    ...) apply to these; the tiny models keep the CPU and fp32."""
+    if str(ref) in REAL_MODELS:
+        return True
+    try:
+        return real_model_of(resolve_model(ref)) is not None
+    except ValueError:
+        return False
 
 
 def list_models(manager: JobManager | None = None) -> pd.DataFrame:
