@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--gpu-mem", type=float, default=None, metavar="GB",
                         help="refuse a Distil job whose memory plan exceeds GB per GPU (default: the CUDA GPU's own "
                              "memory, for real teachers only)")
+    parser.add_argument("--no-plan-check", action="store_true",
+                        help="launch Distil jobs without the memory plan (a warning in the log)")
     args = parser.parse_args()
     from accvideo.app.services.models import RealModelOptions
 
@@ -64,7 +66,7 @@ def main() -> None:
         load_model(ref, **options.load_kwargs(ref))
     threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
     build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue, options=options,
-              gpu_mem=args.gpu_mem).launch(
+              gpu_mem=args.gpu_mem, plan_check=not args.no_plan_check).launch(
         server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp,
         allowed_paths=[args.runs_dir])  # the watchdog clips the Distil tab plays live in the runs folder
 

@@ -33,12 +33,12 @@ __all__ = ["build_app", "gradio_errors", "refusal"]
 
 def build_app(default_model: str = "tiny-teacher", runs_dir: str | Path | None = None,
               max_queue: int = 32, options: RealModelOptions | None = None,
-              gpu_mem: float | None = None) -> gr.Blocks:
+              gpu_mem: float | None = None, plan_check: bool = True) -> gr.Blocks:
     """The four-tab app. `default_model` is the default teacher of Compare; `options` load the real
     checkpoints (device, dtype, offload, VAE tiling); jobs live in `runs_dir`, and a launch is
     refused when its memory plan exceeds `gpu_mem` GB (None: the CUDA GPU's own memory, real
-    models only; see `JobManager`)."""
-    manager = JobManager(runs_dir, gpu_mem=gpu_mem)
+    models only; `plan_check=False` skips it; see `JobManager`)."""
+    manager = JobManager(runs_dir, gpu_mem=gpu_mem, plan_check=plan_check)
     with gr.Blocks(title="AccVideo Workbench") as demo:
         gr.Markdown("# AccVideo Workbench\nFew-step video diffusion, real and explorable: a slow teacher and its "
                     "distilled few-step students side by side, the paper's 1D toy, and the distillation backend.")

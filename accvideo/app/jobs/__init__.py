@@ -1,7 +1,8 @@
-"""Jobs the app launches, in four modules, each importing only the ones before it:
+"""Jobs the app launches, in five modules, each importing only the ones before it:
 
 - `specs`: the job dataclasses, their validation and the argv a user would type;
 - `quotas`: how many jobs may run at once, and the disk a job needs against the free space;
+- `plans`: a job's memory plan against the GPU (`training.preflight`), before it starts;
 - `runs`: a run folder read back (status, progress, metrics, log tail), never written;
 - `manager`: `JobManager`, which starts, stops and resumes the processes.
 

@@ -7,7 +7,9 @@ a job named NAME writes `RUNS_DIR/NAME/` (the CLI's `--out`, plus `job.json` wit
 `job.log` with its output); an AccVideo job reads the SynVid of another run in `RUNS_DIR`.
 
 A launch or a resume is refused before anything is written when `max_jobs` jobs already run or
-the job's estimated disk use exceeds the free space (`quotas`).
+the job's estimated disk use exceeds the free space (`quotas`); a launch also when the job's
+memory plan does not fit the GPU (`plans`: app.py's `--gpu-mem`, else the CUDA GPU's memory for
+a real teacher), with the setting to change.
 
 Only state changes write: a launch, a resume, a stop and a process's end rewrite the run's
 `job.json` and the readable index `RUNS_DIR/runs.csv`. Everything that reports (`runs`,
@@ -32,6 +34,7 @@ from accvideo.util.checks import RUN_NAME, check_run_name
 from accvideo.util.io import atomic_write_text  # lower layer: temp file, then rename
 
 from . import runs
+from .plans import check_job_plan
 from .quotas import check_quotas, default_max_jobs
 from .runs import JOB_FILE, LOG_FILE, TABLE_COLUMNS, TABLE_FILE, JobState
 from .specs import JobSpec, build_command, default_runs_dir, executable_argv, local_gpus, make_spec
@@ -89,6 +92,7 @@ class JobManager:
                 raise ValueError(f"`name` must be a new run but {spec.name!r} already exists in "
                                  f"{str(self.runs_dir)!r}; pick another name or Resume it.")
             check_quotas(spec, self.runs_dir, self._running(), self.max_jobs)
+            check_job_plan(spec, self.runs_dir.resolve(), self.gpu_mem, self.plan_check)  # before any weights load
             spec_dict = {k: v for k, v in asdict(spec).items() if k != "kind"}
             state = JobState(name=spec.name, kind=spec.kind, spec=spec_dict, argv=argv, command=shlex.join(argv))
             self._start(state, run_dir)
