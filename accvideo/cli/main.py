@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     from accvideo.cli.plan import add_parser as add_plan_parser  # plan (memory per GPU)
 
     add_plan_parser(sub)
+
+    from accvideo.cli.launch import add_parser as add_launch_parser  # launch-command (multi-node torchrun)
+
+    add_launch_parser(sub)
     return parser
 
 
