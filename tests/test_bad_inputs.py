@@ -159,6 +159,8 @@ CASES = [
         "Value -1"),
     app("compare-steps-missing", "/compare", {"teacher_steps": None}, "`teacher_steps`",
         "must be a value this input can read", "None"),
+    app("compare-teacher-unknown", "/compare", {"teacher": "nope"}, "`teacher`", "not in the list of choices",
+        "nope"),
     app("compare-student-unknown", "/compare", {"students": ["nope"]}, "`students`", "must be chosen from",
         "'nope'"),
     app("compare-student-escape", "/compare", {"students": ["run:../../etc"]}, "`students`", "must be chosen from",

@@ -318,7 +318,8 @@ def test_gradio_client_compare(app_url):
 # (a sentence naming the argument, or the M slider's own range check: the keyword reached the right field).
 # No call starts a job.
 KEYWORD_CALLS = {
-    "/compare": (dict(prompt="a red circle moving left", seed=3, teacher_steps=2, students=[], naive_steps=1), None),
+    "/compare": (dict(prompt="a red circle moving left", seed=3, teacher_steps=2, students=[], naive_steps=1,
+                      teacher="tiny-teacher"), None),
     "/toy": (dict(M=9, noise_mismatch=False, lower=-1.0, upper=1.0, num_points=400), "maximum value 5"),
     "/launch_synvid": (dict(name="s-1", teacher="tiny-teacher", preset="train", num_steps=1, samples_per_prompt=1,
                             store="all", nproc=1), "`num_steps` must be an integer in"),
