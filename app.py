@@ -31,13 +31,13 @@ def main() -> None:
 
     from accvideo.app.layout import build_app
     from accvideo.app.services.models import available_students
+    from accvideo.app.services.toy import warm_up_toy
     from accvideo.models.registry import load_model
-    from toy.api import warm_up
 
     load_model(args.model)  # load once at start: a missing model fails here, with its fix
     for ref in available_students().values():
         load_model(ref)
-    threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
+    threading.Thread(target=warm_up_toy, daemon=True).start()  # the toy's caches fill while the page opens
     build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue).launch(
         server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp,
         allowed_paths=[args.runs_dir])  # the watchdog clips the Distil tab plays live in the runs folder
