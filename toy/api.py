@@ -352,11 +352,10 @@ def warm_up(config: ToyConfig | None = None, spacings=()) -> float:
     for noise_mismatch in (False, True):
         run_toy(dataclasses.replace(config, noise_mismatch=noise_mismatch))
     for spacing in spacings:
-        with _LOCK:
-            lower, upper = config.positions
-            cache.distribution_matching(
-                dataclasses.replace(config.teacher_config, positions=(lower, lower + float(spacing))), config.seed
-            )
+        with _LOCK:  # centred: any pair with this spacing shares the entry (lower + spacing can round below 0.2)
+            half = 0.5 * float(spacing)
+            centred = dataclasses.replace(config.teacher_config, positions=(-half, half))
+            cache.distribution_matching(centred, config.seed)
     return time.perf_counter() - start
 
 
