@@ -57,14 +57,14 @@ def main() -> None:
 
     from accvideo.app.layout import build_app
     from accvideo.app.services.models import startup_models
+    from accvideo.app.services.toy import warm_up_toy
     from accvideo.models.registry import load_model
-    from toy.api import warm_up
 
     # load once at start (a missing model fails here, with its fix): the teacher, the tiny students
     # and the teacher's own real students; other real models on disk load on their first use
     for ref in startup_models(args.model):
         load_model(ref, **options.load_kwargs(ref))
-    threading.Thread(target=warm_up, daemon=True).start()  # the toy's caches fill while the page opens
+    threading.Thread(target=warm_up_toy, daemon=True).start()  # the toy's caches fill while the page opens
     build_app(args.model, runs_dir=args.runs_dir, max_queue=args.max_queue, options=options,
               gpu_mem=args.gpu_mem, plan_check=not args.no_plan_check).launch(
         server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp,

@@ -120,6 +120,10 @@ def test_toy_slider_changes_the_plot(page, shots):
     assert summary.inner_text() != before
     page.wait_for_timeout(500)
     assert plot.inner_html() != plot_before  # the distillation points at M = 3 differ
+    box.fill("2.5")
+    box.press("Enter")  # a typed value applies on Enter too (the tab's script blurs the box)
+    page.wait_for_function("() => document.querySelector('#toy-summary').innerText.includes('M = 2.5')")
+    assert "5000 points per method" in summary.inner_text()  # the sample count is explained
     page.screenshot(path=str(shots / "toy.png"), full_page=True)
 
 

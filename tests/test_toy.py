@@ -13,12 +13,16 @@ import torch
 from toy import distill
 from toy.__main__ import main
 from toy.api import ToyConfig, run_toy, useless_table
-from toy.teacher import TeacherConfig, get_teacher, single_thread
+from toy.teacher import ExactVelocity, TeacherConfig, get_teacher, single_thread
 
 
 @pytest.fixture(scope="module")
 def teacher():
     return get_teacher(TeacherConfig())
+
+
+# The trained MLP teacher (seconds of training): its tests are slow.
+MLP = pytest.param("mlp", marks=pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +37,10 @@ def _wasserstein(a: torch.Tensor, b: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- teacher
 
 
-# The default positions share the teacher every other test uses; other positions train a new one.
-@pytest.mark.parametrize("positions", [(-1.0, 1.0), pytest.param((-0.5, 2.0), marks=pytest.mark.slow)])
-def test_teacher_ode_sends_lower_half_of_noise_to_lower_point(positions):
-    teacher = get_teacher(TeacherConfig(positions=positions))
+@pytest.mark.parametrize("kind", ["exact", MLP])
+@pytest.mark.parametrize("positions", [(-1.0, 1.0), (-0.5, 2.0)])
+def test_teacher_ode_sends_lower_half_of_noise_to_lower_point(kind, positions):
+    teacher = get_teacher(TeacherConfig(kind=kind, positions=positions))
     lower, upper = positions
     eps = torch.cat([torch.linspace(-3.0, -0.05, 60), torch.linspace(0.05, 3.0, 60)])
     x_0 = teacher.solve(eps, torch.ones_like(eps))
@@ -46,7 +50,9 @@ def test_teacher_ode_sends_lower_half_of_noise_to_lower_point(positions):
     assert (x_0[~below] - upper).abs().max() < tolerance
 
 
-def test_separatrix_agrees_with_direct_ode_solve(teacher):
+@pytest.mark.parametrize("kind", ["exact", MLP])
+def test_separatrix_agrees_with_direct_ode_solve(kind):
+    teacher = get_teacher(TeacherConfig(kind=kind))
     generator = torch.Generator().manual_seed(3)
     sigma = teacher.sigmas[torch.randint(0, teacher.config.num_steps, (3000,), generator=generator)]
     x = 1.5 * torch.randn(3000, generator=generator)
@@ -54,14 +60,56 @@ def test_separatrix_agrees_with_direct_ode_solve(teacher):
     assert torch.equal(teacher.ends_upper(x, sigma), ends_upper_direct)
 
 
-def test_teacher_solve_matches_a_fine_euler_solve(teacher):
+# The exact field is stiff as sigma -> 0 (the posterior sharpens), so 50 RK4 steps miss by more.
+@pytest.mark.parametrize(("kind", "tolerance"), [("exact", 1e-2), pytest.param("mlp", 5e-3, marks=pytest.mark.slow)])
+def test_teacher_solve_matches_a_fine_euler_solve(kind, tolerance):
+    teacher = get_teacher(TeacherConfig(kind=kind))
     eps = torch.linspace(-2.5, 2.5, 10)
     x = eps.clone()
     num_steps = 1000
     with torch.no_grad(), single_thread():
         for i in range(num_steps):
             x = x - teacher.model(x, 1.0 - i / num_steps) / num_steps
-    assert (teacher.solve(eps, torch.ones_like(eps)) - x).abs().max() < 5e-3
+    assert (teacher.solve(eps, torch.ones_like(eps)) - x).abs().max() < tolerance
+
+
+def test_exact_teacher_ends_on_the_data_points(teacher):
+    """The exact ODE sends noise below the median to the lower point and above it to the upper one."""
+    eps = torch.cat([torch.linspace(-3.0, -0.05, 60), torch.linspace(0.05, 3.0, 60)])
+    x_0 = teacher.solve(eps, torch.ones_like(eps))
+    assert torch.allclose(x_0, torch.where(eps < 0, -1.0, 1.0), atol=1e-2)
+
+
+@pytest.mark.parametrize("sigma", [0.9, 0.5, 0.2, 0.05])
+def test_exact_velocity_is_the_monte_carlo_posterior_mean(sigma):
+    """v(x, sigma) = E[eps - x_0 | x_sigma = x], estimated from many draws near each x."""
+    positions = (-0.5, 2.0)
+    generator = torch.Generator().manual_seed(0)
+    x_0 = torch.tensor(positions)[torch.randint(0, 2, (4_000_000,), generator=generator)]
+    eps = torch.randn(4_000_000, generator=generator)
+    x_sigma = (1 - sigma) * x_0 + sigma * eps
+    centres = torch.quantile(x_sigma[:100_000], torch.linspace(0.05, 0.95, 9))  # where the draws are (and 0.5)
+    width = 0.002
+    exact = ExactVelocity(positions)
+    for centre in centres:
+        near = (x_sigma - centre).abs() < width
+        target = (eps - x_0)[near]
+        assert target.numel() > 100
+        # sampling error, plus the field's curvature across the bin (a linear field averages out)
+        tolerance = 0.02 + 4 * float(target.std()) / target.numel() ** 0.5
+        assert abs(float(target.mean()) - float(exact(centre.reshape(1), sigma))) < tolerance
+
+
+@pytest.mark.slow
+def test_the_mlp_teacher_learns_the_exact_velocity():
+    mlp = get_teacher(TeacherConfig(kind="mlp"))
+    exact = get_teacher(TeacherConfig(kind="exact"))
+    eps = torch.linspace(-2.0, 2.0, 41)
+    with torch.no_grad():
+        for sigma in (0.9, 0.6, 0.3):
+            x = torch.cat([(1 - sigma) * x_0 + sigma * eps for x_0 in (-1.0, 1.0)])  # where training data lies
+            # typical points; the MLP is looser in the tails, where few training samples fall
+            assert (mlp.model(x, sigma) - exact.model(x, sigma)).abs().median() < 0.1
 
 
 # --------------------------------------------------------------------------- useless points
@@ -127,6 +175,26 @@ def test_student_training_is_deterministic_given_a_seed(teacher, trajectories):
     first, second = (distill.sample_student(distill.train_student(points, 4, 30), eps, 5) for _ in range(2))
     other = distill.sample_student(distill.train_student(points, 5, 30), eps, 5)
     assert torch.equal(first, second) and not torch.equal(first, other)
+
+
+def test_batched_students_follow_one_by_one_training(teacher, trajectories):
+    eps, paths = trajectories
+    points = [
+        distill.trajectory_points(teacher, paths, 5),
+        distill.forward_diffusion_points(teacher, eps, paths[-1], 1.0, False, 5, 0),
+        distill.forward_diffusion_points(teacher, eps, paths[-1], 2.0, True, 5, 0),
+    ]
+    held_out = torch.linspace(-2.5, 2.5, 50)
+    batched = distill.train_students(points, seed=3, num_train_steps=60)
+    for student, one_points in zip(batched, points):
+        alone = distill.train_student(one_points, seed=3, num_train_steps=60)
+        # the same run up to the batched matmul's rounding
+        assert torch.allclose(
+            distill.sample_student(student, held_out, 5), distill.sample_student(alone, held_out, 5), atol=1e-4
+        )
+    # the students did not all learn the same thing
+    first, second = (distill.sample_student(student, held_out, 5) for student in batched[:2])
+    assert not torch.allclose(first, second)
 
 
 @pytest.mark.slow

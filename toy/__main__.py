@@ -1,4 +1,4 @@
-"""CLI: ``python -m toy --out docs/toy [--json] [--seeds N] [--M 0,0.25,...] [--bench]``.
+"""CLI: ``python -m toy --out docs/toy [--json] [--seeds N] [--M 0,0.25,...] [--bench] [--teacher mlp]``.
 
 Writes the four figures as PNG and HTML into ``--out``; ``--json`` prints the Fig. 2e
 table as one JSON object instead of the human summary; ``--bench`` prints the median
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-points", type=int, default=ToyConfig.num_points)
     parser.add_argument("--noise-mismatch", action="store_true", help="pair noise with data at random")
     parser.add_argument(
+        "--teacher",
+        choices=("exact", "mlp"),
+        default=ToyConfig.teacher_kind,
+        help="the closed-form velocity (default, what the app uses) or the MLP trained by flow matching",
+    )
+    parser.add_argument(
         "--figures",
         default="ab,cd,e,f",
         help="which panels to write: any of ab (trajectories), cd (distribution matching), e, f",
@@ -69,6 +75,7 @@ def main(argv=None) -> int:
         "positions": args.positions,
         "num_points": args.num_points,
         "noise_mismatch": args.noise_mismatch,
+        "teacher_kind": args.teacher,
     }
     if args.M is not None:
         values["M_values"] = args.M
@@ -110,6 +117,7 @@ def main(argv=None) -> int:
             json.dumps(
                 {
                     "positions": list(config.positions),
+                    "teacher": config.teacher_kind,
                     "num_seeds": config.num_seeds,
                     "num_points_per_seed": config.num_points * config.num_key_steps,
                     "M_parameterisation": "student data = teacher data + M * N(0, 1)",

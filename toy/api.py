@@ -13,14 +13,15 @@ import math
 import statistics
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pandas as pd
 import torch
 
-from toy import distill
-from toy.teacher import Teacher, TeacherConfig, check_positions, get_teacher
+from toy import cache, distill
+from toy.teacher import TEACHER_KINDS, Teacher, TeacherConfig, check_positions, get_teacher
 
 __all__ = ["ToyConfig", "ToyResult", "benchmark", "run_toy", "useless_table", "warm_up"]
 
@@ -56,6 +57,7 @@ class ToyConfig:
     ``num_points``: noises per seed (each gives ``num_key_steps`` distillation points).
     ``M_values``: the x axis of Fig. 2e; ``fig2f_M``: the students shown in Fig. 2f (the
     current ``M`` is added). ``num_seeds``: seeds ``seed .. seed+num_seeds-1`` for the bands.
+    ``teacher_kind``: ``"exact"`` (the closed-form velocity) or ``"mlp"`` (trained), see :mod:`toy.teacher`.
     """
 
     positions: tuple[float, float] = (-1.0, 1.0)
@@ -70,6 +72,7 @@ class ToyConfig:
     M_values: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
     fig2f_M: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     student_train_steps: int = 300
+    teacher_kind: str = "exact"
 
     def __post_init__(self):
         object.__setattr__(self, "positions", check_positions(self.positions))
@@ -88,6 +91,8 @@ class ToyConfig:
             )
         _check_int(self.num_seeds, "num_seeds", 1, 20)
         _check_int(self.student_train_steps, "student_train_steps", 1, 20_000)
+        if self.teacher_kind not in TEACHER_KINDS:
+            raise ValueError(f"`teacher_kind` must be one of {TEACHER_KINDS} but is {self.teacher_kind!r}")
         for name in ("M_values", "fig2f_M"):
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
@@ -109,7 +114,7 @@ class ToyConfig:
     @property
     def teacher_config(self) -> TeacherConfig:
         return TeacherConfig(
-            positions=self.positions, seed=self.teacher_seed, num_steps=self.num_teacher_steps
+            kind=self.teacher_kind, positions=self.positions, seed=self.teacher_seed, num_steps=self.num_teacher_steps
         )
 
 
@@ -166,13 +171,28 @@ def _points(config: ToyConfig, method: str, M: float, noise_mismatch: bool, seed
     )
 
 
-@lru_cache(maxsize=64)
-def _student_samples(config: ToyConfig, method: str, M: float, noise_mismatch: bool) -> torch.Tensor:
-    """Samples (N,) of a student distilled by ``method`` at ``M``, on the held-out noise."""
-    points = _points(config, method, M, noise_mismatch, config.seed)
-    student = distill.train_student(points, config.seed, config.student_train_steps)
-    eps, _ = _evaluation_noise(config.teacher_config, config.num_points, config.seed)
-    return distill.sample_student(student, eps, config.num_key_steps)
+# (student config, method, M, noise_mismatch) -> samples (N,); oldest entries dropped past the limit
+_STUDENTS: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+_MAX_STUDENTS = 256
+
+
+def _student_samples(config: ToyConfig, requests: list[tuple[str, float, bool]]) -> list[torch.Tensor]:
+    """Samples (N,) on the held-out noise of the students distilled by ``(method, M, noise_mismatch)``.
+
+    The ones not cached yet are trained together as one batched model (``distill.train_students``).
+    """
+    missing = [r for r in dict.fromkeys(requests) if (config, *r) not in _STUDENTS]
+    if missing:
+        points = [_points(config, method, M, noise_mismatch, config.seed) for method, M, noise_mismatch in missing]
+        students = distill.train_students(points, config.seed, config.student_train_steps)
+        eps, _ = _evaluation_noise(config.teacher_config, config.num_points, config.seed)
+        for request, student in zip(missing, students):
+            _STUDENTS[(config, *request)] = distill.sample_student(student, eps, config.num_key_steps)
+    for request in requests:
+        _STUDENTS.move_to_end((config, *request))
+    while len(_STUDENTS) > _MAX_STUDENTS:
+        _STUDENTS.popitem(last=False)
+    return [_STUDENTS[(config, *request)] for request in requests]
 
 
 def _student_key(config: ToyConfig) -> ToyConfig:
@@ -180,13 +200,6 @@ def _student_key(config: ToyConfig) -> ToyConfig:
     return dataclasses.replace(
         config, M=0.0, noise_mismatch=False, M_values=(0.0,), fig2f_M=(0.0,), num_seeds=1
     )
-
-
-@lru_cache(maxsize=8)
-def _distribution_matching(config: ToyConfig) -> distill.DistributionMatching:
-    teacher = get_teacher(config.teacher_config)
-    _, trajectories = _trajectories(config.teacher_config, config.num_points, config.seed)
-    return distill.train_distribution_matching(teacher, trajectories[-1], config.seed)
 
 
 @lru_cache(maxsize=16)
@@ -219,8 +232,12 @@ def useless_table(config: ToyConfig | None = None) -> pd.DataFrame:
 
 
 def _wasserstein(a: torch.Tensor, b: torch.Tensor) -> float:
-    """1D Wasserstein-1 between equal-size samples (N,): mean gap of the sorted values."""
-    return float((a.sort().values - b.sort().values).abs().mean())
+    """1D Wasserstein-1 between samples (N,) and (M,): mean gap of the sorted values (quantiles if N != M)."""
+    a, b = a.sort().values, b.sort().values
+    if a.numel() != b.numel():
+        levels = (torch.arange(max(a.numel(), b.numel())) + 0.5) / max(a.numel(), b.numel())
+        a, b = (v[(levels * v.numel()).long().clamp(max=v.numel() - 1)] for v in (a, b))
+    return float((a - b).abs().mean())
 
 
 def _stranded(samples: torch.Tensor, teacher: Teacher) -> float:
@@ -267,13 +284,14 @@ def _run_toy(config, with_figures: bool) -> ToyResult:
 
     # 5. students of Fig. 2f: forward-diffusion students at each M, one trajectory student
     student_config = _student_key(config)
-    samples = {
-        "teacher": teacher_samples,
-        "trajectory": _student_samples(student_config, "trajectory", 0.0, False),
-    }
+    student_M = sorted(set(config.fig2f_M) | {config.M})
+    trajectory_samples, *forward_list = _student_samples(
+        student_config,
+        [("trajectory", 0.0, False)] + [("forward_diffusion", M, config.noise_mismatch) for M in student_M],
+    )
+    samples = {"teacher": teacher_samples, "trajectory": trajectory_samples}
     student_rows = []
-    for M in sorted(set(config.fig2f_M) | {config.M}):
-        forward_samples = _student_samples(student_config, "forward_diffusion", M, config.noise_mismatch)
+    for M, forward_samples in zip(student_M, forward_list):
         samples[f"forward_diffusion_M={M:g}"] = forward_samples
         student_rows.append(
             {
@@ -286,8 +304,8 @@ def _run_toy(config, with_figures: bool) -> ToyResult:
         )
     students = pd.DataFrame(student_rows)
 
-    # 6. distribution matching
-    matching = _distribution_matching(student_config)
+    # 6. distribution matching (per data spacing, against a fixed number of teacher samples)
+    matching = cache.distribution_matching(config.teacher_config, config.seed)
 
     result = ToyResult(
         config=config,
@@ -322,14 +340,22 @@ def _run_toy(config, with_figures: bool) -> ToyResult:
     return result
 
 
-def warm_up(config: ToyConfig | None = None) -> float:
-    """Fill the caches for ``config`` under both noise pairings, so that later changes of ``M``
-    or of ``noise_mismatch`` answer at update speed. For the app to call once at start;
-    returns the seconds it took."""
+def warm_up(config: ToyConfig | None = None, spacings=()) -> float:
+    """Fill the caches for ``config`` under both noise pairings (figures included, so plotly is
+    imported), then distribution matching for each data spacing in ``spacings`` (the app passes
+    its position sliders' spacings; see :mod:`toy.cache`). Later changes of ``M``, of the noise
+    switch, of a data position or of the sample count then answer at update speed. For the app to
+    call once at start, in a thread: the lock is taken per piece, so users are served in between.
+    Returns the seconds it took."""
     config = config or ToyConfig()
     start = time.perf_counter()
     for noise_mismatch in (False, True):
-        run_toy(dataclasses.replace(config, noise_mismatch=noise_mismatch), with_figures=False)
+        run_toy(dataclasses.replace(config, noise_mismatch=noise_mismatch))
+    for spacing in spacings:
+        with _LOCK:  # centred: any pair with this spacing shares the entry (lower + spacing can round below 0.2)
+            half = 0.5 * float(spacing)
+            centred = dataclasses.replace(config.teacher_config, positions=(-half, half))
+            cache.distribution_matching(centred, config.seed)
     return time.perf_counter() - start
 
 

@@ -32,8 +32,9 @@ import copy
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-from toy.core import euler_sample, sigma_schedule
+from toy.students import key_sigmas, sample_student, train_student, train_students
 from toy.teacher import Teacher, VelocityMLP, single_thread
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "teacher_noise_and_trajectories",
     "train_distribution_matching",
     "train_student",
+    "train_students",
     "trajectory_points",
     "useless_fraction",
 ]
@@ -72,15 +74,6 @@ class DistillPoints:
     @property
     def useless_fraction(self) -> float:
         return float(self.useless.float().mean())
-
-
-def key_sigmas(num_key_steps: int) -> torch.Tensor:
-    """``sigma_j = 1 - j / m`` for ``j = 0 .. m``: (m+1,), from 1 down to 0.
-
-    The core's unshifted schedule, in float32 like every other toy tensor (the core
-    keeps float64 for long video schedules; the MLP and the points are float32).
-    """
-    return sigma_schedule(num_key_steps).float()
 
 
 def teacher_noise_and_trajectories(teacher: Teacher, num_points: int, seed: int):
@@ -168,63 +161,57 @@ def useless_fraction(points: DistillPoints) -> float:
     return points.useless_fraction
 
 
-def train_student(
-    points: DistillPoints,
-    seed: int,
-    num_train_steps: int = 300,
-    batch_size: int = 256,
-    width: int = 32,
-    depth: int = 3,
-    learning_rate: float = 2e-2,
-) -> VelocityMLP:
-    """Few-step student: one Euler step from each ``x`` at ``sigma`` should land on ``x_next``.
+def _mmd_loss(
+    samples: torch.Tensor, target: torch.Tensor, bandwidths=(0.1, 0.3, 1.0), with_constant: bool = True
+) -> torch.Tensor:
+    """Squared MMD between ``samples`` (B,) and ``target`` (T,), sum of Gaussian kernels.
 
-    The loss is written in velocity units, ``(v(x, sigma) - (x_next - x) / (sigma_next - sigma))^2``,
-    which has the same minimiser as the landing error and the same scale at every step.
+    ``with_constant=False`` leaves out the target-target term: it has no gradient, so training
+    and guidance are the same without it, and it was a third of the kernel work (T x T).
     """
-    target = (points.x_next - points.x) / (points.sigma_next - points.sigma)
-    generator = torch.Generator().manual_seed(seed)
-    with single_thread():
-        torch.manual_seed(seed)
-        student = VelocityMLP(width, depth)
-        optimizer = torch.optim.Adam(student.parameters(), lr=learning_rate)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, num_train_steps)
-        for _ in range(num_train_steps):
-            batch = torch.randint(0, points.x.numel(), (batch_size,), generator=generator)
-            loss = (student(points.x[batch], points.sigma[batch]) - target[batch]).pow(2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    student.eval()
-    student.requires_grad_(False)
-    return student
-
-
-def sample_student(student: VelocityMLP, eps: torch.Tensor, num_key_steps: int) -> torch.Tensor:
-    """``num_key_steps`` Euler steps from ``eps`` (N,) at sigma = 1; returns samples (N,)."""
-    with torch.no_grad(), single_thread():
-        return euler_sample(student, eps, key_sigmas(num_key_steps)).x_0
-
-
-def _mmd_loss(samples: torch.Tensor, target: torch.Tensor, bandwidths=(0.1, 0.3, 1.0)) -> torch.Tensor:
-    """Squared MMD between ``samples`` (B,) and ``target`` (T,), sum of Gaussian kernels."""
 
     def kernel(a, b):
         distance = (a[:, None] - b[None, :]).pow(2)
         return sum(torch.exp(-distance / (2 * h * h)) for h in bandwidths)
 
-    return (
-        kernel(samples, samples).mean() - 2 * kernel(samples, target).mean() + kernel(target, target).mean()
-    )
+    loss = kernel(samples, samples).mean() - 2 * kernel(samples, target).mean()
+    return loss + kernel(target, target).mean() if with_constant else loss
+
+
+class _ResidualVelocity(nn.Module):
+    """A fixed velocity plus a trainable MLP whose last layer starts at zero: (N,) -> (N,).
+
+    How distribution matching starts from a teacher without weights (the exact velocity):
+    at initialisation it *is* the teacher, and training moves only the residual.
+    """
+
+    def __init__(self, base: nn.Module, width: int = 32, depth: int = 2):
+        super().__init__()
+        self.base = base
+        self.residual = VelocityMLP(width, depth)
+        last = self.residual.net[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        return self.base(x, sigma) + self.residual(x, sigma)
+
+
+def _generator_start(teacher: Teacher) -> nn.Module:
+    """A trainable copy of the teacher's velocity (the teacher's own weights when it has any)."""
+    if any(True for _ in teacher.model.parameters()):
+        return copy.deepcopy(teacher.model)
+    return _ResidualVelocity(teacher.model)
 
 
 @dataclass
 class DistributionMatching:
     """A one-step generator ``G(eps) = eps - v(eps, 1)`` trained only to match the teacher's samples.
 
-    Like distribution-matching methods, it starts from the teacher's weights, so at
-    initialisation ``G`` is one Euler step of the teacher: close to the data mean.
+    Like distribution-matching methods, it starts from the teacher (its weights, or for the exact
+    teacher the exact velocity plus a zero-initialised residual MLP), so at initialisation ``G``
+    is one Euler step of the teacher: close to the data mean (exactly the mean for the exact
+    teacher, whose posterior at ``sigma = 1`` is the prior).
 
     ``eps`` (K,) is an evaluation grid of noises; ``x_init`` / ``x_final`` (K,) are ``G(eps)``
     before and after training; ``guidance`` (K,) is the distribution-matching update
@@ -279,7 +266,7 @@ def train_distribution_matching(
 
     def guidance_on_grid(model):
         x = generate(model, eps_grid).detach().requires_grad_(True)
-        _mmd_loss(x, teacher_samples).backward()
+        _mmd_loss(x, teacher_samples, with_constant=False).backward()
         direction = -x.grad
         gap = x_teacher - x.detach()
         # A sample already at its teacher endpoint has no meaningful direction to get wrong.
@@ -288,7 +275,8 @@ def train_distribution_matching(
 
     history: list[tuple[int, float]] = []
     with single_thread():
-        model = copy.deepcopy(teacher.model).train()
+        torch.manual_seed(seed + 104_729)  # the residual MLP of an exact teacher starts from here
+        model = _generator_start(teacher).train()
         model.requires_grad_(True)
         x_init, guidance, inaccurate = guidance_on_grid(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
@@ -297,7 +285,7 @@ def train_distribution_matching(
                 history.append((step, float(guidance_on_grid(model)[2].float().mean())))
             eps = torch.randn(batch_size, generator=generator)
             index = torch.randint(0, teacher_samples.numel(), (batch_size,), generator=generator)
-            loss = _mmd_loss(generate(model, eps), teacher_samples[index])
+            loss = _mmd_loss(generate(model, eps), teacher_samples[index], with_constant=False)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,4 +1,4 @@
-"""The 1D teacher: a small MLP trained by flow matching on two data points.
+"""The 1D teacher on two data points: the exact flow-matching velocity, or a small MLP trained for it.
 
 Time convention (rectified flow, used throughout ``toy``)::
 
@@ -11,13 +11,18 @@ The teacher's ODE is solved on a uniform grid of ``num_steps`` intervals with
 classical RK4 (four velocity calls per interval); few-step students use the plain
 Euler update above, the package core's ``euler_sample`` (see :mod:`toy.core`).
 
-For two data points ``a < b`` the exact velocity is ``(x - E[x_0 | x_sigma]) / sigma``,
-whose ODE sends the lower half of the Gaussian (eps < 0, the median) to ``a`` and the
-upper half to ``b``. A 1D ODE flow never lets two trajectories cross, so the set of
-points at noise level ``sigma`` that end nearer ``b`` is everything above a single
-curve, the *separatrix*: the trajectory that ends exactly at the midpoint
-``(a + b) / 2``. ``Teacher`` stores that curve on its grid, which turns the question
-"where does the teacher's ODE from ``(x, sigma)`` end?" into one comparison.
+For two data points ``a < b`` the exact velocity is ``(x - E[x_0 | x_sigma]) / sigma``, where the
+posterior puts weight ``sigmoid((b - a) (1 - sigma) (x - (1 - sigma) m) / sigma^2)`` on ``b``
+(``m = (a + b) / 2``). ``TeacherConfig.kind`` picks it (``"exact"``, what the app and the CLI use:
+no training, vectorised) or the MLP trained by flow matching (``"mlp"``, the toy's first teacher,
+about as good but seconds of training per data pair). The exact ODE sends the lower half of the
+Gaussian (eps < 0, the median) to ``a`` and the upper half to ``b``. A 1D ODE flow never lets two
+trajectories cross, so the set of points at noise level ``sigma`` that end nearer ``b`` is
+everything above a single curve, the *separatrix*: the trajectory that ends exactly at the
+midpoint ``(a + b) / 2``. ``Teacher`` stores that curve on its grid, which turns the question
+"where does the teacher's ODE from ``(x, sigma)`` end?" into one comparison. For the exact
+velocity it is the line ``x = (1 - sigma) m``: there the posterior is 1/2-1/2, so ``v = -m``, which
+is the line's own slope (RK4 keeps it to rounding); the MLP's is found by bisection.
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ExactVelocity",
+    "TEACHER_KINDS",
     "Teacher",
     "TeacherConfig",
     "VelocityMLP",
     "check_positions",
+    "exact_teacher",
     "get_teacher",
     "single_thread",
     "train_teacher",
@@ -85,10 +93,54 @@ class VelocityMLP(nn.Module):
         return self.net(torch.stack([x, sigma], dim=-1)).squeeze(-1)
 
 
+class ExactVelocity(nn.Module):
+    """The exact velocity ``v(x, sigma)`` of flow matching on two equally likely points.
+
+    Inputs ``x`` (N,) and ``sigma`` (N,) or scalar, output (N,). No parameters.
+    """
+
+    # The field is singular at sigma = 0 (the posterior collapses to a point); RK4's last stage
+    # lands there. On a straight final approach x - x0_hat is rounding, so dividing by a small
+    # floor instead of 0 adds ~1e-7 to the endpoint instead of a NaN.
+    SIGMA_FLOOR = 1e-3
+
+    def __init__(self, positions: tuple[float, float]):
+        super().__init__()
+        self.lower, self.upper = check_positions(positions)
+
+    def _coefficients(self, sigma) -> tuple:
+        # Scalar sigma (the solver's case) stays a Python float: half the tensor ops per call.
+        if isinstance(sigma, torch.Tensor) and sigma.dim() == 0:
+            sigma = float(sigma)
+        if isinstance(sigma, torch.Tensor):
+            sigma = sigma.clamp(min=self.SIGMA_FLOOR)
+        else:
+            sigma = max(sigma, self.SIGMA_FLOOR)
+        midpoint = 0.5 * (self.lower + self.upper)
+        return sigma, (self.upper - self.lower) * (1 - sigma) / sigma**2, (1 - sigma) * midpoint
+
+    def posterior_upper(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        """``P(x_0 = upper | x_sigma = x)``: (N,), for ``sigma`` (N,) or scalar."""
+        _, slope, centre = self._coefficients(sigma)
+        return torch.sigmoid(slope * (x - centre))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        sigma, slope, centre = self._coefficients(sigma)
+        x_0 = torch.sigmoid(slope * (x - centre)) * (self.upper - self.lower) + self.lower
+        return (x - x_0) / sigma
+
+
+TEACHER_KINDS = ("exact", "mlp")
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
-    """How the teacher is trained and solved. Cached teachers are keyed by this whole config."""
+    """How the teacher is made and solved. Cached teachers are keyed by this whole config.
 
+    ``kind``: ``"exact"`` (the closed-form velocity; the training fields are unused) or ``"mlp"``.
+    """
+
+    kind: str = "exact"
     positions: tuple[float, float] = (-1.0, 1.0)
     seed: int = 0
     num_train_steps: int = 1500
@@ -100,20 +152,22 @@ class TeacherConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "positions", check_positions(self.positions))
+        if self.kind not in TEACHER_KINDS:
+            raise ValueError(f"`kind` must be one of {TEACHER_KINDS} but is {self.kind!r}")
         if self.num_steps < 2:
             raise ValueError(f"`num_steps` must be >= 2 but is {self.num_steps}")
 
 
 @dataclass
 class Teacher:
-    """A trained velocity MLP plus its solver grid and separatrix.
+    """A velocity (``ExactVelocity`` or a trained ``VelocityMLP``) plus its solver grid and separatrix.
 
     ``sigmas`` (num_steps+1,) runs from 1 to 0; ``separatrix`` (num_steps+1,) is the
     position, at each grid sigma, of the trajectory that ends at the midpoint.
     """
 
     config: TeacherConfig
-    model: VelocityMLP
+    model: nn.Module
     sigmas: torch.Tensor
     separatrix: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     train_seconds: float = 0.0
@@ -143,11 +197,13 @@ class Teacher:
         with ``return_path`` the whole path (num_steps+1, N), frozen before each start.
         """
         start = self.step_index(sigma)
+        all_started = int(start.max()) if start.numel() else 0
         path = [x]
         with torch.no_grad(), single_thread():
             for i in range(self.config.num_steps):
-                active = start <= i
-                if bool(active.any()):
+                if i >= all_started:  # every point is moving: no masking (most calls start at sigma = 1)
+                    x = _rk4_step(self.model, x, self.sigmas[i], self.sigmas[i + 1])
+                elif bool((active := start <= i).any()):
                     s, s_next = self.sigmas[i], self.sigmas[i + 1]
                     x_new = _rk4_step(self.model, x[active], s, s_next)
                     x = x.clone()
@@ -191,8 +247,26 @@ def _find_separatrix(teacher: Teacher, num_candidates: int = 33, num_rounds: int
     return teacher.trajectories(eps_star)[:, 0]
 
 
+def _grid(config: TeacherConfig) -> torch.Tensor:
+    # The RK4 grid stays the float32 linspace the published numbers came from: the core's
+    # float64 schedule rounds to it within one ulp at 50 steps, but the distribution-matching
+    # generator amplifies that ulp (its W1 moves from 0.078 to 0.068).
+    return torch.linspace(1.0, 0.0, config.num_steps + 1)
+
+
+def exact_teacher(config: TeacherConfig) -> Teacher:
+    """The teacher with the closed-form velocity: no training, separatrix ``(1 - sigma) m``."""
+    start = time.perf_counter()
+    sigmas = _grid(config)
+    teacher = Teacher(config=config, model=ExactVelocity(config.positions), sigmas=sigmas)
+    lower, upper = config.positions
+    teacher.separatrix = (1 - sigmas) * (0.5 * (lower + upper))
+    teacher.train_seconds = time.perf_counter() - start
+    return teacher
+
+
 def train_teacher(config: TeacherConfig) -> Teacher:
-    """Flow matching on the two-point data; about two seconds at the default sizes."""
+    """Flow matching on the two-point data (``kind="mlp"``); about two seconds at the default sizes."""
     lower, upper = config.positions
     generator = torch.Generator().manual_seed(config.seed)
     start = time.perf_counter()
@@ -214,11 +288,7 @@ def train_teacher(config: TeacherConfig) -> Teacher:
             schedule.step()
         model.eval()
         model.requires_grad_(False)
-        # The RK4 grid stays the float32 linspace the published numbers came from: the core's
-        # float64 schedule rounds to it within one ulp at 50 steps, but the distribution-matching
-        # generator amplifies that ulp (its W1 moves from 0.078 to 0.068).
-        sigmas = torch.linspace(1.0, 0.0, config.num_steps + 1)
-        teacher = Teacher(config=config, model=model, sigmas=sigmas)
+        teacher = Teacher(config=config, model=model, sigmas=_grid(config))
         teacher.separatrix = _find_separatrix(teacher)
     teacher.train_seconds = time.perf_counter() - start
     return teacher
@@ -228,8 +298,8 @@ _TEACHERS: dict[TeacherConfig, Teacher] = {}
 
 
 def get_teacher(config: TeacherConfig | None = None) -> Teacher:
-    """The trained teacher for ``config``, trained once per process and then cached."""
+    """The teacher for ``config``, made (or trained) once per process and then cached."""
     config = config or TeacherConfig()
     if config not in _TEACHERS:
-        _TEACHERS[config] = train_teacher(config)
+        _TEACHERS[config] = exact_teacher(config) if config.kind == "exact" else train_teacher(config)
     return _TEACHERS[config]

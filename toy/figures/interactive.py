@@ -29,6 +29,32 @@ from toy.teacher import Teacher
 
 __all__ = ["plotly_figures", "write_html"]
 
+# Panel titles are long and the panels narrow (the app draws each figure at page width, down to
+# about 1000 px): titles wrap at this many characters, in a smaller font, with room above for
+# two lines and, where there is one, the figure's own title.
+TITLE_WIDTH = {2: 60, 3: 42, 4: 24, 5: 18, 6: 16}
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters (plotly's ``<br>``)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+def _subplots(titles, **kwargs) -> go.Figure:
+    """``make_subplots`` with one row of ``len(titles)`` panels whose titles wrap instead of overlapping."""
+    width = TITLE_WIDTH.get(len(titles), 24)
+    figure = make_subplots(
+        rows=1, cols=len(titles), subplot_titles=[_wrap(t, width) for t in titles], horizontal_spacing=0.06, **kwargs
+    )
+    figure.update_annotations(font_size=12)
+    return figure
+
 
 def plotly_figures(result, teacher: Teacher) -> dict[str, go.Figure]:
     """The four interactive figures of a ``ToyResult``, keyed as in ``FIGURE_FILES``."""
@@ -41,7 +67,7 @@ def plotly_figures(result, teacher: Teacher) -> dict[str, go.Figure]:
 
 
 def _plotly_trajectories(result, teacher: Teacher) -> go.Figure:
-    figure = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=panel_titles(result))
+    figure = _subplots(panel_titles(result), shared_yaxes=True)
     sigmas, paths = trajectory_panel_data(result, teacher)
     line_x, line_y = joined_paths(sigmas, paths)
     lower, upper = teacher.positions
@@ -106,7 +132,7 @@ def _plotly_trajectories(result, teacher: Teacher) -> go.Figure:
         )
         figure.update_xaxes(title_text="sigma (1 = noise, 0 = data)", autorange="reversed", row=1, col=col)
     figure.update_yaxes(title_text="x", row=1, col=1)
-    figure.update_layout(height=430, margin={"t": 60}, legend={"orientation": "h", "y": -0.2})
+    figure.update_layout(height=450, margin={"t": 80}, legend={"orientation": "h", "y": -0.2})
     return figure
 
 
@@ -118,7 +144,7 @@ def _plotly_matching(result, teacher: Teacher) -> go.Figure:
         f"(d) guidance at init: {matching.inaccurate_fraction:.0%} points away from the teacher's target",
         f"after training: {matching.wrong_endpoint_fraction:.1%} of noise sent to the other point",
     )
-    figure = make_subplots(rows=1, cols=3, subplot_titles=titles)
+    figure = _subplots(titles)
     edges = histogram_edges(teacher)
     bins = {"start": float(edges[0]), "end": float(edges[-1]), "size": float(edges[1] - edges[0])}
     for samples, color, name in (
@@ -203,9 +229,9 @@ def _plotly_matching(result, teacher: Teacher) -> go.Figure:
     figure.update_xaxes(title_text="noise eps", row=1, col=3)
     figure.update_yaxes(title_text="generated x", row=1, col=2)
     figure.update_layout(
-        height=430,
+        height=450,
         barmode="overlay",
-        margin={"t": 60},
+        margin={"t": 80},
         legend={"orientation": "h", "y": -0.2},
         font={"size": 11},
     )
@@ -260,7 +286,7 @@ def _plotly_students(result, teacher: Teacher) -> go.Figure:
     titles = [
         f"M = {M:g}: W1 {rows[M].forward_diffusion_w1:.2f} vs {rows[M].trajectory_w1:.2f}" for M, _ in keys
     ]
-    figure = make_subplots(rows=1, cols=len(keys), shared_yaxes=True, subplot_titles=titles)
+    figure = _subplots(titles, shared_yaxes=True)
     edges = histogram_edges(teacher)
     bins = {"start": float(edges[0]), "end": float(edges[-1]), "size": float(edges[1] - edges[0])}
     for col, (_, key) in enumerate(keys, start=1):
@@ -285,10 +311,15 @@ def _plotly_students(result, teacher: Teacher) -> go.Figure:
             )
     noise = "random noise pairing" if result.config.noise_mismatch else "ODE noise pairing"
     figure.update_layout(
-        title=f"(f) {result.config.num_key_steps}-step students' samples vs the teacher's ({noise}); "
-        "W1: forward-diffusion vs trajectory student",
+        title={
+            "text": f"(f) {result.config.num_key_steps}-step students' samples vs the teacher's ({noise});"
+            "<br>W1 to the teacher: forward-diffusion vs trajectory student",
+            "y": 0.97,
+            "yanchor": "top",
+        },
+        margin={"t": 120},
         barmode="overlay",
-        height=400,
+        height=460,
         legend={"orientation": "h", "y": -0.2},
         font={"size": 11},
     )

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..services.toy import toy_update
+from ..services.toy import LOWER_RANGE, POINTS_RANGE, POINTS_STEP, POSITION_STEP, UPPER_RANGE, toy_update
 from .common import gradio_errors, named_inputs
+
+# A slider's number box fires `release` (the toy's event) on blur, and nothing on Enter (gradio 6.31:
+# keydown is not handled): Enter blurs the box, so a typed value applies on Enter as on Tab.
+ENTER_APPLIES = """() => {
+  if (window.toyEnterApplies) return;
+  window.toyEnterApplies = true;
+  document.addEventListener('keydown', (event) => {
+    const box = event.target;
+    if (event.key === 'Enter' && box instanceof HTMLInputElement && box.type === 'number'
+        && box.closest('#toy-controls')) box.blur();
+  });
+}"""
 
 
 def toy_tab(tab: gr.Tab) -> None:
@@ -18,7 +30,7 @@ def toy_tab(tab: gr.Tab) -> None:
             noise_mismatch: pair data with random Gaussian noise instead of the teacher's own
             lower: the lower data point (-3 to -0.1)
             upper: the upper data point (0.1 to 3)
-            num_points: the number of sampled points (200 to 5000)
+            num_points: the number of noises drawn (200 to 5000); each gives 5 distillation points
 
         Returns:
             four figures (trajectories, useless points vs M, students, distribution matching) and a summary
@@ -30,15 +42,15 @@ def toy_tab(tab: gr.Tab) -> None:
     gr.Markdown("The paper's Fig. 2 in 1D: a flow-matching teacher on two data points. Knowledge distillation "
                 "by forward diffusion makes *useless* points once the student's data mismatches the teacher's "
                 "(M) or noise is paired at random; the teacher's own trajectories never do.")
-    with gr.Row():
+    with gr.Row(elem_id="toy-controls"):
         toy_M = gr.Slider(0, 5, value=1.0, step=0.05, label="Dataset mismatch M")
         toy_noise = gr.Checkbox(value=False, label="Gaussian-noise mismatch")
-        toy_lower = gr.Slider(-3, -0.1, value=-1.0, step=0.1, label="Data position (lower)")
-        toy_upper = gr.Slider(0.1, 3, value=1.0, step=0.1, label="Data position (upper)")
-        # "1000 of 5000 points" puzzled users: say what is counted, and what a change costs
-        toy_points = gr.Slider(200, 5000, value=1000, step=100, label="Sample count",
-                               info="noises drawn; each gives 5 distillation points (the 5 key steps). Changing it "
-                                    "or a data position retrains the teacher's students: seconds, not instant.")
+        toy_lower = gr.Slider(*LOWER_RANGE, value=-1.0, step=POSITION_STEP, label="Data position (lower)")
+        toy_upper = gr.Slider(*UPPER_RANGE, value=1.0, step=POSITION_STEP, label="Data position (upper)")
+        # "1000 of 5000 points" puzzled users: say what is counted (the summary says it again, with numbers)
+        toy_points = gr.Slider(*POINTS_RANGE, value=1000, step=POINTS_STEP, label="Sample count",
+                               info="noises drawn; each gives one distillation point at each of the 5 key steps, "
+                                    "so 1000 noises make 5000 points per method. Type a value and press Enter.")
     toy_summary = gr.Markdown(elem_id="toy-summary")
     # one figure per row: the toy's multi-panel figures need the width
     toy_traj = gr.Plot(label="Teacher trajectories and distillation points", elem_id="toy-traj")
@@ -51,4 +63,5 @@ def toy_tab(tab: gr.Tab) -> None:
         slider.release(toy, inputs, outputs, api_name=False, concurrency_id="toy", trigger_mode="always_last")
     toy_noise.change(toy, inputs, outputs, api_name=False, concurrency_id="toy")
     tab.select(toy, inputs, outputs, api_name=False, concurrency_id="toy")
+    tab.select(None, None, None, js=ENTER_APPLIES, api_name=False, queue=False)
     gr.Button("Update toy", size="sm").click(toy, inputs, outputs, api_name="toy", concurrency_id="toy")
