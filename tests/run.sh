@@ -16,6 +16,11 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check .
+# Two workers of one torch thread each, one per core. A 2-thread torch job on a busy 2-core machine
+# stalls at every OpenMP barrier: the whole suite took 42 min that way on CI and 74 min beside a
+# training job, where one-thread workers keep each core busy. `loadfile` keeps a file's tests (and
+# its module fixtures) in one worker.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # -m '' overrides pyproject's default -m 'not slow': CI runs every test. A later -m in "$@"
 # (say -m slow) overrides it in turn.
-python -m pytest -q -m '' "$@"
+python -m pytest -q -m '' -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
