@@ -168,6 +168,34 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.screenshot(path=str(shots / "models.png"), full_page=True)
 
 
+def test_watchdog_flags_a_job_made_to_collapse_and_stops_it(page, monkeypatch):
+    """A tiny GPD job with the watchdog on (every 5 steps, stop on a flag) that really collapses: the
+    app's environment forces lr 10 on the jobs it launches (`ACCVIDEO_TEST_FORCE_LR`, read by the CLI
+    only; the form refuses any lr above 0.1, and at 0.1 the tiny model degrades without collapsing)."""
+    monkeypatch.setenv("ACCVIDEO_TEST_FORCE_LR", "10")  # inherited by the job's process at launch
+    page.get_by_role("tab", name="Distil").click()
+    page.get_by_role("tab", name="GPD").click()
+    page.locator("#gpd-name textarea, #gpd-name input").first.fill("gpd-collapse")
+    page.locator("#gpd-schedule textarea, #gpd-schedule input").first.fill("4,2")
+    page.locator("#gpd-steps input").first.fill("10")
+    page.locator("#gpd-batch-size input").first.fill("2")
+    page.locator("#gpd-watchdog input").first.fill("5")
+    _choose(page, "gpd-watchdog-stop", "yes")
+    page.locator("button", has_text="Launch GPD").click()
+    page.wait_for_function("() => document.querySelector('#job-command textarea').value.includes('gpd-collapse')")
+    assert "--watchdog 5 --watchdog-stop" in page.locator("#job-command textarea").input_value()
+    page.wait_for_function("() => document.querySelector('#watchdog-flags').innerText.includes('exploding')",
+                           timeout=120_000)
+    assert "Watchdog, step 5 (stage-1)" in page.locator("#watchdog-flags").inner_text()
+    # stopped at the first flag: the CLI exits 3, which the app shows as failed, at 5 of 10 steps
+    page.wait_for_function("() => document.querySelector('#job-progress').innerText.includes('failed')",
+                           timeout=60_000)
+    assert "gpd-collapse" in page.locator("#job-progress").inner_text()
+    page.wait_for_function("() => document.querySelector('#job-log textarea').value.includes('watchdog flagged')",
+                           timeout=20_000)
+    page.wait_for_selector("#watchdog-clip video", state="attached", timeout=20_000)
+
+
 def test_log_tail_opens_at_its_newest_line(page, runs_dir):
     """A run whose log is longer than the box, with colour codes and tqdm redraws: the box shows its end."""
     run = runs_dir / "long-log"

@@ -31,6 +31,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
         overrides.append(f"watchdog.every={args.watchdog}")
     if args.watchdog_stop:
         overrides.append("watchdog.stop=true")
+    # Test-only: tests/test_app.py sets ACCVIDEO_TEST_FORCE_LR in the app's own environment so that a
+    # job launched from the browser really collapses (the form refuses any lr above 0.1, and at 0.1 the
+    # tiny model degrades without collapsing). No form field, argument or config key sets it, so the UI
+    # cannot trigger it; the forced lr is saved in the run's resolved config like any override.
+    if os.environ.get("ACCVIDEO_TEST_FORCE_LR"):
+        overrides.append(f"trainer.lr={float(os.environ['ACCVIDEO_TEST_FORCE_LR']):g}")
     out = Path(args.out)
     if args.resume == "never" and (out / "checkpoints").exists():
         raise ValueError(f"`--out` {str(out)!r} already holds a run; pass `--resume auto` or choose a new folder.")
