@@ -138,6 +138,39 @@ def test_accvideo_without_synvid_guides_to_the_synvid_form(page):
     assert page.locator("#synvid-preset input").first.input_value() == "heldout"
 
 
+def test_accvideo_through_the_guided_synvid_run(page, shots):
+    """The guided journey's end: launch the filled SynVid form, wait for it, then AccVideo from that
+    run with the fewest steps (2 optimiser steps, batch 2, a 1-step student)."""
+    page.get_by_role("tab", name="Distil").click()
+    page.get_by_role("tab", name="AccVideo").click()
+    if page.locator("#make-synvid").is_visible():  # run alone, the guided form is not filled yet
+        page.locator("#make-synvid").click()
+    page.wait_for_function("() => document.querySelector('#synvid-num-steps input').value === '10'")
+    page.locator("#synvid-name textarea, #synvid-name input").first.fill("synvid-browser")
+    page.locator("button", has_text="Launch SynVid").click()
+    page.wait_for_function("() => document.querySelector('#job-command textarea').value.includes('synvid-browser')")
+    page.wait_for_function("() => /synvid-browser.*finished/.test(document.querySelector('#job-progress').innerText)",
+                           timeout=120_000)
+    assert "6/6 samples" in page.locator("#job-progress").inner_text()  # the held-out preset's 6 prompts
+
+    page.get_by_role("tab", name="AccVideo").click()
+    page.wait_for_selector("#accvideo-needs-synvid", state="hidden", timeout=20_000)  # it has a SynVid run now
+    _choose(page, "accvideo-synvid-run", "synvid-browser")
+    page.locator("#accvideo-name textarea, #accvideo-name input").first.fill("accvideo-browser")
+    page.locator("#accvideo-steps input").first.fill("2")
+    page.locator("#accvideo-m input").first.fill("1")
+    page.locator("#accvideo-batch-size input").first.fill("2")
+    page.locator("button", has_text="Launch AccVideo").click()
+    page.wait_for_function("() => document.querySelector('#job-command textarea').value.includes('accvideo-browser')")
+    command = page.locator("#job-command textarea").input_value()
+    assert "distill accvideo" in command and "synvid-browser" in command and "method.num_key_steps=1" in command
+    page.wait_for_function("() => /accvideo-browser.*finished/.test(document.querySelector('#job-progress').innerText)",
+                           timeout=120_000)
+    assert "2/2 steps" in page.locator("#job-progress").inner_text()
+    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('run:accvideo-browser')")
+    page.screenshot(path=str(shots / "distil-accvideo.png"), full_page=True)
+
+
 def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.get_by_role("tab", name="Distil").click()
     page.get_by_role("tab", name="GPD").click()
