@@ -182,7 +182,8 @@ def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.wait_for_function("() => document.querySelector('#job-command textarea').value.includes('distill gpd')")
     command = page.locator("#job-command textarea").input_value()
     assert command.startswith(("python -m accvideo distill gpd", "torchrun ")) and "gpd-browser" in command
-    page.wait_for_function("() => document.querySelector('#job-progress').innerText.includes('finished')",
+    # the run's own name: an earlier test's finished job shows until the refresh reads the new one
+    page.wait_for_function("() => /gpd-browser.*finished/.test(document.querySelector('#job-progress').innerText)",
                            timeout=300_000)
     assert "2/2 steps" in page.locator("#job-progress").inner_text()
     page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('gpd-browser')")
