@@ -51,13 +51,18 @@ def is_real_teacher(teacher: str | Path) -> bool:
         return False
 
 
+def check_gpu_mem(gpu_mem, flag: str = "--gpu-mem") -> float:
+    """`gpu_mem` as a float, or ValueError naming `flag` when it is not a number of GB > 0."""
+    if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int | float) or not gpu_mem > 0:
+        raise ValueError(f"`{flag}` must be a number of GB > 0 but is {gpu_mem!r}.")
+    return float(gpu_mem)
+
+
 def budget(teacher: str | Path, gpu_mem: float | None, flag: str = "--gpu-mem") -> Budget | None:
     """The budget a run of `teacher` must fit (see the module docstring), None when unchecked.
     ValueError naming `flag` for a budget that is not a number of GB > 0."""
     if gpu_mem is not None:
-        if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int | float) or not gpu_mem > 0:
-            raise ValueError(f"`{flag}` must be a number of GB > 0 but is {gpu_mem!r}.")
-        return Budget(float(gpu_mem), f"`{flag}`")
+        return Budget(check_gpu_mem(gpu_mem, flag), f"`{flag}`")
     import torch
 
     if not torch.cuda.is_available() or not is_real_teacher(teacher):

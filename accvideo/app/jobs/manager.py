@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from accvideo.training.preflight import check_gpu_mem  # lower layer: the plan, no weights loaded
 from accvideo.util.checks import RUN_NAME, check_run_name
 from accvideo.util.io import atomic_write_text  # lower layer: temp file, then rename
 
@@ -55,10 +56,8 @@ class JobManager:
         if max_jobs is not None and (not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1):
             raise ValueError(f"`max_jobs` must be an integer >= 1 but is {max_jobs!r}.")
         self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs(local_gpus())
-        if gpu_mem is not None and (isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int | float)
-                                    or not gpu_mem > 0):
-            raise ValueError(f"`gpu_mem` must be a number of GB > 0 but is {gpu_mem!r}.")
-        self.gpu_mem, self.plan_check = gpu_mem, plan_check
+        self.gpu_mem = None if gpu_mem is None else check_gpu_mem(gpu_mem, "gpu_mem")
+        self.plan_check = plan_check
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
 
