@@ -20,7 +20,7 @@ from typing import Any
 from safetensors import safe_open
 
 from accvideo.models.memory import MemoryOptions
-from accvideo.models.real import REAL_MODELS, real_defaults, real_memory_defaults, resolve_real
+from accvideo.models.real import REAL_MODELS, real_defaults, real_memory_defaults, real_model_of, resolve_real
 from accvideo.models.variants import Variant, split_variant
 from accvideo.util.hashes import verify_hashes
 
@@ -299,3 +299,14 @@ def _load(folder: Path, options: MemoryOptions) -> LoadedModel:
             component.requires_grad_(False)  # loaded models are frozen; trainers unfreeze copies
     apply_memory_options(pipe, options)
     return LoadedModel(pipe=pipe, sampling=read_sampling_defaults(folder), folder=folder, memory=options)
+
+
+def is_real_model(ref: str | Path) -> bool:
+    """Whether model reference `ref` is a real checkpoint: a registry name, or a folder the registry
+    recognises (by folder name or Hub repo id); False for the tiny models and unknown references."""
+    if str(ref) in REAL_MODELS:
+        return True
+    try:
+        return real_model_of(resolve_model(ref)) is not None
+    except ValueError:
+        return False

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from accvideo.models.registry import is_real_model
 from accvideo.training.plan import Arch, arch_of, plan
 
 logger = logging.getLogger(__name__)
@@ -38,19 +39,6 @@ class Budget:
     source: str  # "`--gpu-mem`" or "the memory of cuda:0 (NVIDIA H200)"
 
 
-def is_real_teacher(teacher: str | Path) -> bool:
-    """Whether `teacher` is a real model: a registry name, or a folder the registry recognises."""
-    from accvideo.models.real import REAL_MODELS, real_model_of
-    from accvideo.models.registry import resolve_model
-
-    if str(teacher) in REAL_MODELS:
-        return True
-    try:
-        return real_model_of(resolve_model(teacher)) is not None
-    except ValueError:
-        return False
-
-
 def check_gpu_mem(gpu_mem, flag: str = "--gpu-mem") -> float:
     """`gpu_mem` as a float, or ValueError naming `flag` when it is not a number of GB > 0."""
     if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int | float) or not gpu_mem > 0:
@@ -65,7 +53,7 @@ def budget(teacher: str | Path, gpu_mem: float | None, flag: str = "--gpu-mem") 
         return Budget(check_gpu_mem(gpu_mem, flag), f"`{flag}`")
     import torch
 
-    if not torch.cuda.is_available() or not is_real_teacher(teacher):
+    if not torch.cuda.is_available() or not is_real_model(teacher):
         return None
     device = torch.cuda.current_device()
     props = torch.cuda.get_device_properties(device)

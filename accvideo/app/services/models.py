@@ -20,8 +20,9 @@ import pandas as pd
 # lower layer (its path may change with the layout step; keep it in this one block)
 from accvideo.models import registry
 from accvideo.models.memory import MemoryOptions
-from accvideo.models.real import REAL_MODELS, real_model_of, resolve_real
-from accvideo.models.registry import ASSETS, BUNDLED, read_sampling_defaults, resolve_model
+from accvideo.models.real import REAL_MODELS, resolve_real
+from accvideo.models.registry import ASSETS, BUNDLED, read_sampling_defaults
+from accvideo.models.registry import is_real_model as is_real  # the memory options apply to these only
 
 from ..jobs import JobManager
 
@@ -122,18 +123,6 @@ def startup_models(teacher: str) -> list[str]:
     real = {name for name, model in REAL_MODELS.items() if model.is_student}
     own = {name for name in real if REAL_MODELS[name].teacher == str(teacher)}
     return [teacher, *(ref for name, ref in available_students().items() if name not in real or name in own)]
-
-
-def is_real(ref: str) -> bool:
-    """Whether model reference `ref` is a real checkpoint: a registry name, or a folder the registry
-    recognises (by folder name or Hub repo id). The app's memory options (`--device`, `--dtype`,
-    ...) apply to these; the tiny models keep the CPU and fp32."""
-    if str(ref) in REAL_MODELS:
-        return True
-    try:
-        return real_model_of(resolve_model(ref)) is not None
-    except ValueError:
-        return False
 
 
 def list_models(manager: JobManager | None = None) -> pd.DataFrame:
