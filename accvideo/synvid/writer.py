@@ -155,6 +155,9 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         if info.is_main and not (out / CONFIG_FILE).exists():
             atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
             publish(out / CONFIG_FILE)
+        # No rank writes a shard until every rank has checked the folder: a fast rank's first shard,
+        # seen by a slower rank before rank 0 wrote config.json, reads as orphaned shards.
+        distributed.barrier(info)
         plan = ShardPlan(load_prompts(cfg.prompts), cfg.samples_per_prompt, cfg.base_seed, cfg.shard_size)
         considered = plan.num_shards if limit_shards is None else min(limit_shards, plan.num_shards)
         mine = [k for k in plan.shards_of_rank(info.rank, info.world_size) if k < considered]
