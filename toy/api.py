@@ -355,6 +355,9 @@ def warm_up(config: ToyConfig | None = None, spacings=()) -> float:
     start = time.perf_counter()
     for noise_mismatch in (False, True):
         run_toy(dataclasses.replace(config, noise_mismatch=noise_mismatch))
+    from toy import figures  # imported by the runs above
+
+    figures.prepare_layouts(len(config.fig2f_M) + 1)  # Fig. 2f gains a panel for an M not in fig2f_M
     for spacing in spacings:
         with _LOCK:  # centred: any pair with this spacing shares the entry (lower + spacing can round below 0.2)
             half = 0.5 * float(spacing)
