@@ -258,6 +258,21 @@ def test_eval_cli_json_csv_plot(tiny_pipeline_dir, tmp_path, capsys):
     assert "`--num-videos`" in capsys.readouterr().err
 
 
+def test_eval_cli_versus_prints_the_paired_difference(tiny_pipeline_dir, capsys):
+    model = str(tiny_pipeline_dir)
+    args = ["eval", "--model", model, "--steps", "1", "--num-videos", "3"]
+    assert main([*args, "--versus", f"{model}@2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["versus"]["num_steps"] == 2 and out["num_steps"] == 1
+    assert out["difference"]["total"] == pytest.approx(out["total"] - out["versus"]["total"])
+    lo, hi = out["difference"]["total_ci"]
+    assert lo <= out["difference"]["total"] <= hi
+    assert main([*args, "--versus", f"{model}@2"]) == 0
+    assert "paired bootstrap 95% CI" in capsys.readouterr().out
+    assert main([*args, "--versus", f"{model}@0"]) == 2
+    assert "STEPS an integer >= 1" in capsys.readouterr().err
+
+
 def test_bench_structure(tiny_pipeline_dir, tmp_path, capsys):
     teacher = str(tiny_pipeline_dir)
     csv, plot = tmp_path / "b.csv", tmp_path / "b.html"

@@ -87,3 +87,23 @@ def test_v1_world_keeps_the_v1_total(clips):
     v1_total = 100 * (0.5 * scores["semantic"] + 0.25 * scores["temporal"] + 0.25 * scores["fidelity"])
     assert scores["total"] == pytest.approx(v1_total)
     assert sum(WEIGHTS_V1.values()) == pytest.approx(1.0) and sum(WEIGHTS_V2.values()) == pytest.approx(1.0)
+
+
+def test_paired_difference_separates_what_overlapping_intervals_cannot(clips):
+    """Real clips against the same clips blurred twice: the two totals' own intervals overlap at 24
+    videos, but video i is paired with video i, so the interval of the difference excludes 0."""
+    from accvideo.eval.dimensions import paired_difference, with_cis
+    from accvideo.eval.procbench import read_videos
+
+    real, _ = read_videos(*clips, world=V2)
+    blurred = [np.round(binomial_blur(v, passes=2)).astype(np.uint8) for v in clips[0]]
+    soft, _ = read_videos(blurred, clips[1], clips[2], world=V2)
+    a, b = with_cis(real, 200), with_cis(soft, 200)
+    assert a["total_ci"][0] < b["total_ci"][1]  # the separate intervals overlap
+    diff = paired_difference(real, soft, 200)
+    assert diff["total"] == pytest.approx(a["total"] - b["total"])
+    assert 0 < diff["total_ci"][0] < diff["total"] < diff["total_ci"][1]
+    same = paired_difference(real, real, 50)
+    assert same["total"] == 0 and same["total_ci"] == [0, 0]
+    with pytest.raises(ValueError, match="same 24 videos"):
+        paired_difference(real, read_videos(clips[0][:5], clips[1][:5], clips[2][:5], world=V2)[0])

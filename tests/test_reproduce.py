@@ -8,6 +8,7 @@ import pytest
 
 from accvideo.experiments.reproduce import PRESETS, STAGES, Paths, Preset, run_reproduce, synvid_store
 from accvideo.experiments.reproduce.rows import bench_names, bench_specs, labels_where, procbench_rows, report_rows
+from accvideo.experiments.reproduce.stages import stage_decoder
 
 
 def test_synvid_store_keeps_every_key_state():
@@ -59,11 +60,42 @@ def test_distill_doc_states_the_gpd_preset():
     assert all(f"--set {o}" in command for o in tiny.gpd_overrides)
 
 
+def test_decoder_stage_trains_the_bundled_recipe():
+    """The `decoder` stage runs after the students, before eval, with the config of the bundled
+    assets/tiny-decoder (every key its provenance records; keys added since keep their defaults)."""
+    from accvideo.training.recipes.decoder import DecoderDistillConfig
+    from accvideo.util.config import apply_overrides, to_dict
+
+    assert STAGES.index("gpd") + 1 == STAGES.index("decoder") == STAGES.index("eval") - 1
+    bundled = json.loads((Path(__file__).resolve().parents[1] / "assets" / "tiny-decoder" / "provenance.json")
+                         .read_text())["config"]
+    for name in ("tiny", "tiny-v2"):
+        preset = PRESETS[name]
+        overrides = [*preset.decoder_overrides, f"trainer.steps={preset.decoder_steps}"]
+        made = json.loads(json.dumps(to_dict(apply_overrides(DecoderDistillConfig(), overrides))))
+        assert {s: {k: made[s][k] for k in v} if isinstance(v, dict) else made[s]
+                for s, v in bundled.items()} == bundled
+        assert preset.decoder_check_videos == 8  # the CLI's default check
+
+
 def test_unknown_preset_and_stage_are_errors(tmp_path):
     with pytest.raises(ValueError, match="`preset` must be one of"):
         run_reproduce(tmp_path, preset="huge")
     with pytest.raises(ValueError, match="`stages` must be names"):
         run_reproduce(tmp_path, preset="smoke", only=("teachr",))
+
+
+
+def test_bad_decoder_override_fails_before_the_first_stage(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setitem(PRESETS, "bad", replace(PRESETS["smoke"], decoder_overrides=("method.chanels=8",)))
+    with pytest.raises(ValueError, match="unknown config key 'method.chanels'"):
+        run_reproduce(tmp_path / "run", preset="bad")
+    monkeypatch.setitem(PRESETS, "bad", replace(PRESETS["smoke"], decoder_overrides=("method.channels=2",)))
+    with pytest.raises(ValueError, match="`method.channels` must be >= 4"):
+        run_reproduce(tmp_path / "run", preset="bad")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
@@ -75,6 +107,12 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     for folder in (out / "teacher" / "pipeline", out / "accvideo" / "full-m5" / "pipeline",
                    out / "accvideo" / "full-m2" / "pipeline", out / "gpd" / "pipeline"):
         assert (folder / "model_index.json").exists(), folder
+    # the decoder stage: `distill decoder` on the teacher, its check, its wall time in the stage log
+    decoder_info = json.loads((out / "decoder" / "decoder" / "decoder_info.json").read_text())
+    assert decoder_info["teacher"] == str(out / "teacher" / "pipeline")
+    assert decoder_info["config"]["method"]["channels"] == 8
+    assert data["stages"]["decoder"]["wall_s"] > 0 and data["stages"]["decoder"]["heldout_psnr_db"] > 0
+    assert json.loads((out / "decoder" / "summary.json").read_text())["check"]["num_videos"] == 1
     assert not (out / "accvideo" / "traj-m5").exists()  # the ablation's extra row is not in reproduce
     synvid_config = json.loads((out / "synvid" / "config.json").read_text())
     assert synvid_config["batch_size"] == 2 and synvid_config["num_samples"] == 4
@@ -98,12 +136,25 @@ def test_reproduce_smoke_end_to_end(tmp_path):
         assert provenance["reproduce"]["pipeline_wall_s"] == round(
             sum(data["stages"][s]["wall_s"] for s in STAGES if s not in ("report", "bundle")), 1)
         assert "procbench_train" in provenance["scores"]
+    from accvideo.models.tiny_decoder import load_decoder
+
+    provenance = json.loads((tmp_path / "assets" / "tiny-decoder" / "provenance.json").read_text())
+    assert provenance["command"].startswith("python -m accvideo reproduce --preset smoke")
+    assert provenance["reproduce"]["stage_walls_s"]["decoder"] == data["stages"]["decoder"]["wall_s"]
+    assert provenance["check"]["num_videos"] == 1 and provenance["vae_sha256"] == decoder_info["vae_sha256"]
+    assert load_decoder(tmp_path / "assets" / "tiny-decoder") is not None
 
     # a rerun skips every finished stage: same stage log, report rewritten
     before = json.loads((out / "stages.json").read_text())
     again = run_reproduce(out, "smoke", results=results)
     assert {s: again["stages"][s]["wall_s"] for s in STAGES if s not in ("report", "bundle")} == \
         {s: before["stages"][s]["wall_s"] for s in STAGES if s not in ("report", "bundle")}
+    # killed after the decoder was trained and checked but before the stage log said so: kept as it is
+    weights = out / "decoder" / "decoder" / "diffusion_pytorch_model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    assert stage_decoder(Paths(out, results), PRESETS["smoke"])["heldout_psnr_db"] == \
+        before["stages"]["decoder"]["heldout_psnr_db"]
+    assert weights.stat().st_mtime_ns == mtime
 
 
 def test_tiny_v2_preset_trains_the_world_v2_teacher():

@@ -136,6 +136,17 @@ def test_useless_fraction_grows_with_M_over_seeds():
     assert noisy[0] > 0.15 and noisy[-1] > noisy[0]
 
 
+@pytest.mark.parametrize("noise_mismatch", [False, True])
+def test_useless_fractions_of_the_sweep_are_those_of_the_points(teacher, trajectories, noise_mismatch):
+    """The Fig. 2e sweep's one-pass fractions equal the points' own, M by M, exactly."""
+    eps, paths = trajectories
+    M_values = (0.0, 0.25, 0.65, 1.35, 2.0)
+    swept = distill.forward_diffusion_useless(teacher, eps, paths[-1], M_values, noise_mismatch, 5, 4)
+    one_by_one = [distill.forward_diffusion_points(teacher, eps, paths[-1], M, noise_mismatch, 5, 4).useless_fraction
+                  for M in M_values]
+    assert swept == one_by_one
+
+
 def test_trajectory_points_are_never_useless():
     table = useless_table(ToyConfig(M_values=(0.0, 0.25, 1.0, 2.0, 4.0), num_seeds=3))
     assert (table["trajectory"] == 0.0).all() and (table["trajectory_std"] == 0.0).all()
@@ -195,6 +206,47 @@ def test_batched_students_follow_one_by_one_training(teacher, trajectories):
     # the students did not all learn the same thing
     first, second = (distill.sample_student(student, held_out, 5) for student in batched[:2])
     assert not torch.allclose(first, second)
+
+
+def test_batched_gradient_and_adam_are_autograd_and_torch_adam_bit_for_bit(teacher, trajectories):
+    """The batched students' hand-written backward pass and flat Adam (`toy.students`) are the same
+    kernels in the same order as autograd and `torch.optim.Adam`: equal to the last bit."""
+    from torch import nn
+
+    from toy.students import _adam_step, _cosine_rates, _StackedNet
+    from toy.teacher import VelocityMLP
+
+    eps, paths = trajectories
+    points = [distill.trajectory_points(teacher, paths, 5),
+              distill.forward_diffusion_points(teacher, eps, paths[-1], 1.0, True, 5, 0)]
+    rows = torch.stack([torch.stack([p.x, p.sigma, (p.x_next - p.x) / (p.sigma_next - p.sigma)], -1)[:256]
+                        for p in points])  # (K, B, 3)
+    torch.manual_seed(0)
+    template = VelocityMLP(32, 3)
+    with single_thread():
+        net = _StackedNet(template, len(points))
+        net.gradient(rows[..., :2], rows[..., 2:])
+        leaves = [t.detach().clone().requires_grad_(True) for t in (*net.weights, *net.biases)]
+        hidden = rows[..., :2]
+        for i, (weight, bias) in enumerate(zip(leaves[:4], leaves[4:])):
+            hidden = torch.baddbmm(bias, hidden, weight)
+            hidden = nn.functional.silu(hidden) if i < 3 else hidden
+        (hidden.squeeze(-1) - rows[..., 2]).pow(2).mean(dim=1).sum().backward()
+        assert torch.equal(net.grad, torch.cat([leaf.grad.reshape(-1) for leaf in leaves]))
+
+        # five steps of Adam under the cosine schedule, from the same gradients
+        param = torch.randn(300, generator=torch.Generator().manual_seed(1))
+        grads = torch.randn(5, 300, generator=torch.Generator().manual_seed(2))
+        reference = param.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([reference], lr=2e-2)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 5)
+        exp_avg, exp_avg_sq = torch.zeros(300), torch.zeros(300)
+        for step, (grad, rate) in enumerate(zip(grads, _cosine_rates(2e-2, 5)), start=1):
+            reference.grad = grad.clone()
+            optimizer.step()
+            schedule.step()
+            _adam_step(param, grad, exp_avg, exp_avg_sq, step, rate)
+            assert torch.equal(param, reference.detach())
 
 
 @pytest.mark.slow

@@ -204,18 +204,22 @@ def _student_key(config: ToyConfig) -> ToyConfig:
 
 @lru_cache(maxsize=16)
 def _useless_table(config: ToyConfig) -> pd.DataFrame:
+    teacher = get_teacher(config.teacher_config)
+    columns = {"forward_diffusion": [], "forward_diffusion_noise_mismatch": [], "trajectory": []}  # (seeds, M)
+    for seed in range(config.seed, config.seed + config.num_seeds):
+        eps, paths = _trajectories(config.teacher_config, config.num_points, seed)
+        for noise_mismatch, column in ((False, "forward_diffusion"), (True, "forward_diffusion_noise_mismatch")):
+            columns[column].append(distill.forward_diffusion_useless(
+                teacher, eps, paths[-1], config.M_values, noise_mismatch, config.num_key_steps, seed
+            ))
+        # trajectory points do not depend on M: one set per seed
+        fraction = distill.trajectory_points(teacher, paths, config.num_key_steps).useless_fraction
+        columns["trajectory"].append([fraction] * len(config.M_values))
     rows = []
-    for M in config.M_values:
+    for j, M in enumerate(config.M_values):
         row = {"M": M}
-        for column, method, noise_mismatch in (
-            ("forward_diffusion", "forward_diffusion", False),
-            ("forward_diffusion_noise_mismatch", "forward_diffusion", True),
-            ("trajectory", "trajectory", False),
-        ):
-            fractions = [
-                _points(config, method, M, noise_mismatch, config.seed + k).useless_fraction
-                for k in range(config.num_seeds)
-            ]
+        for column, per_seed in columns.items():
+            fractions = [values[j] for values in per_seed]
             row[column] = statistics.fmean(fractions)
             row[column + "_std"] = statistics.pstdev(fractions)
         rows.append(row)
@@ -351,6 +355,9 @@ def warm_up(config: ToyConfig | None = None, spacings=()) -> float:
     start = time.perf_counter()
     for noise_mismatch in (False, True):
         run_toy(dataclasses.replace(config, noise_mismatch=noise_mismatch))
+    from toy import figures  # imported by the runs above
+
+    figures.prepare_layouts(len(config.fig2f_M) + 1)  # Fig. 2f gains a panel for an M not in fig2f_M
     for spacing in spacings:
         with _LOCK:  # centred: any pair with this spacing shares the entry (lower + spacing can round below 0.2)
             half = 0.5 * float(spacing)

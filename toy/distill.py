@@ -41,6 +41,7 @@ __all__ = [
     "DistillPoints",
     "DistributionMatching",
     "forward_diffusion_points",
+    "forward_diffusion_useless",
     "key_sigmas",
     "sample_student",
     "teacher_noise_and_trajectories",
@@ -128,6 +129,37 @@ def forward_diffusion_points(
         useless=torch.zeros_like(label_upper),
     )
     return _mark(teacher, points)
+
+
+def forward_diffusion_useless(
+    teacher: Teacher,
+    eps: torch.Tensor,
+    x_teacher: torch.Tensor,
+    M_values,
+    noise_mismatch: bool,
+    num_key_steps: int,
+    seed: int,
+) -> list[float]:
+    """``forward_diffusion_points(...).useless_fraction`` for each ``M`` of ``M_values`` (L of them), in one
+    pass over (L, N, m) arrays: a list of L fractions.
+
+    The Fig. 2e sweep needs only the fractions, and every ``M`` of a seed shares the draws (the blur
+    noise and the permutation do not depend on ``M``), so one broadcast replaces L calls. Same
+    elementwise operations in the same order, so the same points and the same fractions.
+    """
+    generator = torch.Generator().manual_seed(seed + 7_919)
+    label_upper = x_teacher > teacher.midpoint
+    blur = torch.randn(x_teacher.shape, generator=generator)
+    if noise_mismatch:
+        eps = eps[torch.randperm(eps.numel(), generator=generator)]
+    M = torch.tensor([float(v) for v in M_values], dtype=x_teacher.dtype)[:, None, None]  # (L, 1, 1)
+    sigmas = key_sigmas(num_key_steps)
+    sigma = sigmas[:-1]  # (m,): broadcast against (L, N, 1) pairs
+    x_0 = (x_teacher + M.squeeze(-1) * blur).unsqueeze(-1)
+    x = (1 - sigma) * x_0 + sigma * eps[:, None]
+    boundary = teacher.separatrix[teacher.step_index(sigma)]  # (m,)
+    useless = (x > boundary) != label_upper[:, None]
+    return useless.float().mean(dim=(1, 2)).tolist()
 
 
 def trajectory_points(teacher: Teacher, trajectories: torch.Tensor, num_key_steps: int) -> DistillPoints:

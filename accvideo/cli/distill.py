@@ -18,7 +18,6 @@ from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.training.watchdog import WatchdogStop
 from accvideo.util.config import load_config
-from accvideo.util.io import atomic_write_text
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -69,12 +68,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
         summary = run_decoder_distill(args.teacher, out, cfg, synvid=args.synvid, resume=args.resume == "auto",
                                       dry_run=args.dry_run)
         if not args.dry_run and int(os.environ.get("RANK", "0")) == 0 and args.check_videos > 0:
-            from accvideo.eval.decoder import check_decoder
+            from accvideo.eval.decoder import record_check
 
-            summary["check"] = check_decoder(args.teacher, out / "decoder", num_videos=args.check_videos)
-            summary_file = out / "summary.json"  # the check travels with the run (and into a bundle)
-            atomic_write_text(summary_file, json.dumps({**json.loads(summary_file.read_text()),
-                                                        "check": summary["check"]}, indent=2, default=str))
+            summary["check"] = record_check(args.teacher, out, num_videos=args.check_videos)
     else:  # argparse restricts the choices
         raise ValueError(f"`method` must be one of {METHODS} but is {args.method!r}.")
     if summary is None:

@@ -51,12 +51,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = run_procbench(model, num_steps=args.steps, split=args.split, num_videos=args.num_videos,
                            guidance_scale=args.guidance, base_seed=args.seed, reference=args.reference,
                            reference_steps=args.reference_steps)
+    versus = difference = None
+    if args.versus is not None:  # the same prompts and seeds, so the two score sets pair up video by video
+        from accvideo.eval.bench import parse_model_spec
+        from accvideo.eval.dimensions import paired_difference
+
+        name, steps = parse_model_spec(args.versus)
+        versus = run_procbench(name, num_steps=steps, split=args.split, num_videos=args.num_videos,
+                               base_seed=args.seed)
+        difference = paired_difference(result.reads, versus.reads)
     if args.csv:
         _write_csv(result.videos, args.csv)
     if args.plot:
         plot_procbench(result, args.plot)
     if args.json:
-        print(json.dumps(_json_safe(result.to_dict()), default=str))
+        out = result.to_dict()
+        if versus is not None:
+            out.update(versus=versus.to_dict(), difference=difference)
+        print(json.dumps(_json_safe(out), default=str))
         return 0
     print(f"ProcBench  model {result.model}  split {result.split}  videos {result.num_videos} "
           f"(seeds {result.base_seed}..{result.base_seed + result.num_videos - 1})")
@@ -67,6 +79,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if key in result.scores:
             ci = result.scores.get(f"{key}_ci")
             print(f"{key:<18}{_fmt(result.scores[key]):>10}" + (f"  [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""))
+    if versus is not None:
+        print(f"\nversus {versus.model} ({versus.num_steps} steps, NFE {versus.nfe}) on the same prompts and seeds; "
+              "difference = model - versus, paired bootstrap 95% CI (excludes 0: the two are separated)")
+        print(f"{'dimension':<18}{'model':>10}{'versus':>10}{'difference':>12}  95% CI")
+        for key in _SCORE_ORDER:
+            if key in difference:
+                lo, hi = difference[f"{key}_ci"]
+                print(f"{key:<18}{_fmt(result.scores[key]):>10}{_fmt(versus.scores[key]):>10}"
+                      f"{difference[key]:>+12.4f}  [{lo:+.4f}, {hi:+.4f}]")
     t = result.timings
     print(f"mean seconds per video: text encoder {t['text_encoder']:.4f}  denoising {t['denoising']:.4f}  "
           f"VAE decode {t['vae_decode']:.4f}  total {t['total']:.4f}")
@@ -177,6 +198,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--csv", default=None, help="write the per-video rows to this CSV file")
     p.add_argument("--plot", default=None, help="write a bar chart (.png/.svg/.pdf by matplotlib, .html by plotly)")
     p.add_argument("--decoder", default=None, help=DECODER_HELP)
+    p.add_argument("--versus", default=None,
+                   help="NAME_OR_DIR[@STEPS]: also score this model on the same prompts and seeds, and print "
+                        "MODEL minus it with paired bootstrap 95%% intervals (e.g. tiny-teacher@5)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="time the teacher and students interleaved, per stage, with speedups")

@@ -222,13 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG path")
     p.set_defaults(func=cmd_grid)
 
-    p = sub.add_parser("reproduce", help="the whole pipeline: teacher, SynVid, students, eval, bench, toy, report")
+    p = sub.add_parser("reproduce", help="the whole pipeline: teacher, SynVid, students, decoder, eval, bench, toy, "
+                       "report")
     p.add_argument("--preset", default="tiny", help="tiny (the bundled models) or smoke (a one-minute check)")
     p.add_argument("--out", required=True, help="work folder; rerun into it to resume")
     p.add_argument("--results", default=None, help="where RESULTS.md goes (default OUT/RESULTS.md), "
                    "its figures in a sibling results/ folder, e.g. docs/RESULTS.md")
-    p.add_argument("--bundle-dir", default=None, help="also bundle tiny-teacher, tiny-accvideo and tiny-gpd here "
-                   "(assets to replace the bundled models)")
+    p.add_argument("--bundle-dir", default=None, help="also bundle tiny-teacher, tiny-accvideo, tiny-gpd and "
+                   "tiny-decoder here (assets to replace the bundled models)")
     p.add_argument("--stages", default="", help="run only these stages (comma-separated), e.g. report")
     p.set_defaults(func=cmd_reproduce)
 

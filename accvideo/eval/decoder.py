@@ -10,6 +10,7 @@ of both, timed interleaved (VAE, decoder, VAE, ...) so machine drift hits both a
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -53,3 +54,16 @@ def check_decoder(model: str | Path, decoder: str | Path = "tiny", num_videos: i
             "vae_decode_s": round(vae_s, 5), "tiny_decode_s": round(tiny_s, 5),
             "decode_speedup": round(vae_s / tiny_s, 2),
             "meets_goals": bool(vae_s / tiny_s >= GOAL_SPEEDUP and float(np.mean(scores)) >= GOAL_PSNR)}
+
+
+def record_check(teacher: str | Path, run_dir: str | Path, num_videos: int = 8) -> dict:
+    """`check_decoder` of a `distill decoder` run's decoder on `teacher`'s samples, also written into
+    RUN/summary.json (so the check travels with the run, and into a bundle)."""
+    from accvideo.util.io import atomic_write_text
+
+    run_dir = Path(run_dir)
+    check = check_decoder(teacher, run_dir / "decoder", num_videos=num_videos)
+    summary_file = run_dir / "summary.json"
+    atomic_write_text(summary_file, json.dumps({**json.loads(summary_file.read_text()), "check": check}, indent=2,
+                                               default=str))
+    return check

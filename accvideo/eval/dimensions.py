@@ -169,3 +169,36 @@ def with_cis(reads: Reads, num_resamples: int = NUM_RESAMPLES, seed: int = 0) ->
     for k in scores:
         out[f"{k}_ci"] = _interval(np.array([d[k] for d in draws], dtype=np.float64), scores[k], k)
     return out
+
+
+def paired_difference(a: Reads, b: Reads, num_resamples: int = NUM_RESAMPLES, seed: int = 0) -> dict[str, float | list]:
+    """Score of `a` minus score of `b` for every score both have, and `<name>_ci`, the bootstrap
+    95% interval of that difference (`_interval`'s normal approximation, not clipped).
+
+    `a` and `b` are two models' reads of the same prompts and seeds, video i against video i, so
+    one resample draws the same videos from both: what the prompts and seeds share cancels, and
+    the interval is narrower than the two separate intervals suggest. An interval that excludes 0
+    separates the two models."""
+    n = len(a.ok)
+    if len(b.ok) != n:
+        raise ValueError(f"`b` must hold the same {n} videos as `a` (the same prompts and seeds) but holds "
+                         f"{len(b.ok)}.")
+    if not np.array_equal(a.group, b.group) or not np.array_equal(a.real["truth"], b.real["truth"]):
+        raise ValueError("`a` and `b` must be reads of the same prompts and seeds (their real clips differ).")
+    sa, sb = aggregate(a), aggregate(b)
+    keys = [k for k in sa if k in sb]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(num_resamples):
+        idx = rng.integers(n, size=n)
+        da, db = aggregate(a, idx), aggregate(b, idx)
+        draws.append([da[k] - db[k] for k in keys])
+    draws = np.array(draws, dtype=np.float64)
+    out: dict[str, float | list] = {}
+    for j, k in enumerate(keys):
+        point = sa[k] - sb[k]
+        values = draws[:, j][np.isfinite(draws[:, j])]
+        half = 1.959964 * float(values.std(ddof=1)) if len(values) >= 2 and np.isfinite(point) else float("nan")
+        out[k] = float(point)
+        out[f"{k}_ci"] = [float(point - half), float(point + half)]
+    return out

@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +113,7 @@ class ProcBenchResult:
     videos: pd.DataFrame = field(repr=False)
     reference: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # mean seconds per video and stage
+    reads: Reads | None = field(default=None, repr=False)  # for `dimensions.paired_difference`
 
     @property
     def total(self) -> float:
@@ -120,7 +121,7 @@ class ProcBenchResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (without the per-video rows)."""
-        out = {k: v for k, v in asdict(self).items() if k != "videos"}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("videos", "reads")}
         out["total"] = self.total
         out["total_ci"] = self.scores.get("total_ci")
         return out
@@ -151,6 +152,15 @@ def score_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] 
     DataFrame); the scores hold every dimension of `dimensions.py` and, with
     `num_resamples` > 0, its bootstrap 95% interval as `<name>_ci`.
     """
+    reads, table = read_videos(videos, prompts, seeds, reference_videos, real_per_video, world)
+    return (with_cis(reads, num_resamples) if num_resamples > 0 else aggregate(reads)), table
+
+
+def read_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] | None = None,
+                reference_videos: list[np.ndarray] | None = None, real_per_video: int = REAL_PER_VIDEO,
+                world: WorldConfig | None = None) -> tuple[Reads, pd.DataFrame]:
+    """The per-video reads behind `score_videos` (same arguments): (Reads, per-video DataFrame).
+    Two models' reads on the same prompts and seeds pair up in `dimensions.paired_difference`."""
     if len(videos) != len(prompts) or len(videos) < 1:
         raise ValueError(f"`videos` and `prompts` must be equally long and non-empty but have lengths "
                          f"{len(videos)} and {len(prompts)}.")
@@ -190,8 +200,7 @@ def score_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] 
                   group=table.group.to_numpy(), has_distractors=bool(real["truth"].sum() > 0),
                   reference_dynamic=table.reference_dynamic.to_numpy() if reference_videos is not None else None,
                   psnr=table.psnr.to_numpy() if reference_videos is not None else None)
-    scores = with_cis(reads, num_resamples) if num_resamples > 0 else aggregate(reads)
-    return scores, table
+    return reads, table
 
 
 def _world_of(video: np.ndarray, world: WorldConfig | None = None) -> WorldConfig:
@@ -256,14 +265,15 @@ def run_procbench(model, num_steps: int | None = None, split: str = "train", num
         ref_model, reference_label = _load(reference)
         reference_videos, _ = generate_videos(ref_model, pairs, reference_steps, desc="reference")
     t = time.perf_counter()
-    scores, table = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs], reference_videos,
-                                 real_per_video, world_of_model(loaded))
+    reads, table = read_videos(videos, [p for p, _ in pairs], [s for _, s in pairs], reference_videos,
+                               real_per_video, world_of_model(loaded))
+    scores = with_cis(reads)
     log.info("scored %d videos in %.1fs: total %.1f", len(videos), time.perf_counter() - t, scores["total"])
     first = results[0]
     timings = {k: float(np.mean([r.timings[k] for r in results])) for k in first.timings}
     return ProcBenchResult(model=label, split=split, num_steps=first.num_steps, nfe=first.nfe,
                            guidance_scale=first.guidance_scale, num_videos=num_videos, base_seed=base_seed,
-                           scores=scores, videos=table, reference=reference_label, timings=timings)
+                           scores=scores, videos=table, reference=reference_label, timings=timings, reads=reads)
 
 
 @torch.no_grad()

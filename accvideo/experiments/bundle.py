@@ -55,9 +55,10 @@ def bundle_run(run_dir: str | Path, name: str, command: str, dest_root: Path = A
 
 
 def bundle_decoder(run_dir: str | Path, command: str, dest_root: Path = ASSETS, name: str = "tiny-decoder",
-                   check: dict | None = None) -> Path:
+                   check: dict | None = None, extra: dict | None = None) -> Path:
     """Copy a `distill decoder` run's decoder/ into `dest_root/name` with provenance.json (the run's
-    summary and config, the command, the commit and the `check` of `eval.decoder.check_decoder`)."""
+    summary and config, the command, the commit, the `check` of `eval.decoder.check_decoder`, plus
+    `extra`)."""
     run_dir = Path(run_dir)
     source = run_dir / "decoder"
     if not (source / "decoder_info.json").exists():
@@ -73,6 +74,6 @@ def bundle_decoder(run_dir: str | Path, command: str, dest_root: Path = ASSETS, 
                   "source": summary.get("source"), "num_latents": summary.get("num_latents"),
                   "seconds": summary.get("seconds"), "heldout_psnr_db": summary.get("heldout_psnr_db"),
                   "final": summary.get("final"), "config": summary.get("config"),
-                  "check": check or summary.get("check")}
+                  "check": check or summary.get("check"), **(extra or {})}
     atomic_write_text(dest / "provenance.json", json.dumps(provenance, indent=2))
     return dest

@@ -9,7 +9,7 @@ written).
 """
 
 from toy.figures.data import FIGURE_FILES
-from toy.figures.interactive import plotly_figures, write_html
+from toy.figures.interactive import plotly_figures, prepare_layouts, write_html
 from toy.figures.png import write_pngs
 
-__all__ = ["FIGURE_FILES", "plotly_figures", "write_html", "write_pngs"]
+__all__ = ["FIGURE_FILES", "plotly_figures", "prepare_layouts", "write_html", "write_pngs"]

@@ -7,15 +7,18 @@ One command runs the whole pipeline in order, each stage resumable:
     accvideo  the 5-step student (trajectory + adversarial loss) and students for the 2-4 step
               frontier, each scored by ProcBench (`ablation`, without its trajectory-only row)
     gpd       progressive 48 -> 24 -> 12 -> 6 student with online targets (`distill gpd`)
+    decoder   the lightweight decoder of the teacher's VAE and its check against the VAE
+              (`distill decoder`, docs/FIXED_COST.md)
     eval      the remaining ProcBench rows (GPD, 48-step teacher, held-out split)
     bench     end-to-end timing of every model in one interleaved run (`bench`)
     toy       the 1D flow-matching toy figures (`python -m toy`)
     report    RESULTS.md with tables, the frontier plot, sample frames; its figures beside it
-    bundle    (with --bundle-dir) the three models with provenance, e.g. into assets/
+    bundle    (with --bundle-dir) the three models and tiny-decoder with provenance, e.g. into assets/
 
 A finished stage leaves `OUT/stages.json` entries (wall time, end time) and its outputs; a
 rerun skips it. A stage killed mid-way resumes through the resume of the command it wraps
-(teacher and distillation checkpoints, complete SynVid shards, cached score rows).
+(teacher and distillation checkpoints, complete SynVid shards, cached score rows; a trained
+decoder whose config matches is kept).
 
 `presets` holds the sizes of every stage; `rows` the one list of report rows (which model is
 scored, timed, shown and bundled under which name); `stages` the stages that compute, `Paths`
@@ -37,10 +40,12 @@ from accvideo.experiments.reproduce.stages import (
     STAGES,
     Paths,
     StageLog,
+    decoder_config,
     fmt_seconds,
     stage_accvideo,
     stage_bench,
     stage_bundle,
+    stage_decoder,
     stage_eval,
     stage_gpd,
     stage_synvid,
@@ -63,6 +68,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny", results: str | Path | N
     if unknown:
         raise ValueError(f"`stages` must be names from {list(STAGES)} but has {unknown}.")
     settings = PRESETS[preset]
+    decoder_config(settings)  # a bad decoder override fails now, not after the students
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = Paths(out, Path(results) if results else out / "RESULTS.md", Path(bundle_dir) if bundle_dir else None)
@@ -73,6 +79,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny", results: str | Path | N
         "synvid": lambda: stage_synvid(p, settings),
         "accvideo": lambda: stage_accvideo(p, settings),
         "gpd": lambda: stage_gpd(p, settings),
+        "decoder": lambda: stage_decoder(p, settings),
         "eval": lambda: stage_eval(p, settings),
         "bench": lambda: stage_bench(p, settings),
         "toy": lambda: stage_toy(p, settings),

@@ -32,6 +32,10 @@ class Preset:
     # against 90.9 for the 48-step teacher (runs of 2026-11-23, docs/RESULTS.md says which is bundled)
     gpd_stage_steps: tuple[int, ...] = (800, 800, 1200)
     gpd_overrides: tuple[str, ...] = ("trainer.lr=2e-4",)
+    # the lightweight decoder of the teacher's VAE (docs/FIXED_COST.md), as bundled in tiny-decoder
+    decoder_steps: int = 3000
+    decoder_overrides: tuple[str, ...] = ("method.channels=64", "method.num_blocks=2", "method.freq_weight=0.3")
+    decoder_check_videos: int = 8  # generated videos of its PSNR and speed check against the VAE (0: none)
     num_videos: int = 24
     bench_repeats: int = 5
     bench_warmup: int = 1
@@ -53,6 +57,9 @@ PRESETS: dict[str, Preset] = {
         accvideo_m=5, accvideo_steps=2, frontier=(2,), frontier_steps=2,
         accvideo_overrides=("trainer.batch_size=2", "method.adv_start=1", "trainer.log_every=1"),
         gpd_schedule=(10, 5), gpd_stage_steps=(2,), gpd_overrides=("trainer.batch_size=2", "trainer.log_every=1"),
+        decoder_steps=3, decoder_check_videos=1,
+        decoder_overrides=("trainer.batch_size=2", "trainer.log_every=1", "method.num_videos=6", "method.heldout=2",
+                           "method.channels=8", "method.num_blocks=1", "method.data_batch=3"),
         num_videos=2, bench_repeats=1, bench_warmup=0, toy_seeds=1, toy_points=64,
     ),
 }

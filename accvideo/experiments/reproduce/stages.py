@@ -13,20 +13,21 @@ import pandas as pd
 from accvideo.eval.bench import run_speed_bench
 from accvideo.eval.scorer import Scorer
 from accvideo.experiments.ablation import run_ablation, student_run
-from accvideo.experiments.bundle import bundle_run
+from accvideo.experiments.bundle import bundle_decoder, bundle_run
 from accvideo.experiments.reproduce.presets import Preset, synvid_store
 from accvideo.experiments.reproduce.rows import SPLITS, bench_specs, procbench_rows, report_rows
 
 # synvid, training and world are reworked elsewhere: this module imports them here only
 from accvideo.synvid import SynVidConfig, generate_synvid
+from accvideo.training.recipes.decoder import DecoderDistillConfig, run_decoder_distill
 from accvideo.training.recipes.gpd import GPDDistillConfig, run_gpd
 from accvideo.training.recipes.teacher import TeacherTrainConfig, train_teacher
-from accvideo.util.config import apply_overrides, load_config
+from accvideo.util.config import apply_overrides, load_config, to_dict
 from accvideo.util.io import atomic_write_text
 from accvideo.world import SPLITS as WORLD_SPLITS
 from accvideo.world import prompt_for
 
-STAGES = ("teacher", "synvid", "accvideo", "gpd", "eval", "bench", "toy", "report", "bundle")
+STAGES = ("teacher", "synvid", "accvideo", "gpd", "decoder", "eval", "bench", "toy", "report", "bundle")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Paths:
     synvid: Path = field(init=False)
     accvideo: Path = field(init=False)
     gpd: Path = field(init=False)
+    decoder: Path = field(init=False)  # a `distill decoder` run: the decoder in decoder/decoder
     scores: Path = field(init=False)
     figures: Path = field(init=False)
 
@@ -50,6 +52,7 @@ class Paths:
         self.synvid = self.out / "synvid"
         self.accvideo = self.out / "accvideo"
         self.gpd = self.out / "gpd"
+        self.decoder = self.out / "decoder"
         self.scores = self.out / "scores"
         self.figures = self.results.parent / "results"
 
@@ -148,6 +151,32 @@ def stage_gpd(p: Paths, preset: Preset) -> dict:
     return {"stages": len(summary["stage_runs"])}
 
 
+def decoder_config(preset: Preset) -> DecoderDistillConfig:
+    """The decoder stage's config (checked: `run_reproduce` builds it before the first stage)."""
+    cfg = apply_overrides(DecoderDistillConfig(), [*preset.decoder_overrides, f"trainer.steps={preset.decoder_steps}"])
+    cfg.method.validate()
+    return cfg
+
+
+def stage_decoder(p: Paths, preset: Preset) -> dict:
+    """The lightweight decoder of the teacher's VAE: `distill decoder` (its recipe function) on the
+    teacher, then the CLI's check against the VAE on the teacher's samples, into OUT/decoder."""
+    from accvideo.eval.decoder import record_check
+
+    cfg = decoder_config(preset)
+    summary_file = p.decoder / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    trained = (p.decoder / "decoder" / "decoder_info.json").exists() and \
+        summary.get("config") == json.loads(json.dumps(to_dict(cfg), default=str))
+    if not trained:  # else finished before, killed in its check or before the stage log: no retraining
+        summary = run_decoder_distill(str(p.teacher), p.decoder, cfg, resume=True)
+    if preset.decoder_check_videos > 0 and "check" not in summary:
+        summary["check"] = record_check(str(p.teacher), p.decoder, num_videos=preset.decoder_check_videos)
+    check = summary.get("check") or {}
+    return {"heldout_psnr_db": summary.get("heldout_psnr_db"), "decoder_params": summary.get("decoder_params"),
+            **{k: check[k] for k in ("psnr_db", "decode_speedup") if k in check}}
+
+
 def stage_eval(p: Paths, preset: Preset) -> dict:
     scorers = {split: Scorer(str(p.teacher), p.scores, split, preset.num_videos) for split in SPLITS}
     rows = [scorers[split].score(row.label, str(row.model), row.steps)
@@ -203,4 +232,6 @@ def stage_bundle(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
             continue
         extra = {"reproduce": reproduce, "scores": {**scores(row.label), "bench_total_s": seconds.get(row.bench)}}
         made.append(str(bundle_run(row.run, row.bundle, command, dest_root=p.bundle_dir, extra=extra)))
+    made.append(str(bundle_decoder(p.decoder, command, dest_root=p.bundle_dir, name="tiny-decoder",
+                                   extra={"reproduce": reproduce})))
     return {"bundled": made}
