@@ -246,7 +246,8 @@ def _plotly_students(result, teacher: Teacher) -> go.Figure:
         title={
             "text": f"(f) {result.config.num_key_steps}-step students' samples vs the teacher's ({noise});"
             "<br>W1 to the teacher: forward-diffusion vs trajectory student",
-            "y": 0.97,
+            # 0.97 put the title under the app's plot label ("Students"), hiding its "(f)"
+            "y": 0.92,
             "yanchor": "top",
         },
         margin={"t": 120},
