@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="the whole pipeline: teacher, SynVid, students, decoder, eval, bench, toy, "
                        "report")
-    p.add_argument("--preset", default="tiny", help="tiny (the bundled models) or smoke (a one-minute check)")
+    p.add_argument("--preset", default="tiny-v2", help="tiny-v2 (the bundled world v2 models), tiny (the world v1 "
+                   "bundle of docs/world-v1/) or smoke (a one-minute check)")
     p.add_argument("--out", required=True, help="work folder; rerun into it to resume")
     p.add_argument("--results", default=None, help="where RESULTS.md goes (default OUT/RESULTS.md), "
                    "its figures in a sibling results/ folder, e.g. docs/RESULTS.md")
