@@ -59,7 +59,7 @@ __all__ = ["PRESETS", "STAGES", "Paths", "Preset", "ReportRow", "StageLog", "rep
 log = logging.getLogger("accvideo.experiments.reproduce")
 
 
-def run_reproduce(out: str | Path, preset: str = "tiny", results: str | Path | None = None,
+def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path | None = None,
                   bundle_dir: str | Path | None = None, only: tuple[str, ...] = (), command: str = "") -> dict:
     """Run every stage not yet finished; returns OUT/stages.json's content."""
     if preset not in PRESETS:

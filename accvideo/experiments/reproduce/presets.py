@@ -1,4 +1,5 @@
-"""The sizes of every `reproduce` stage: `tiny` makes the bundled models, `smoke` is the test's."""
+"""The sizes of every `reproduce` stage: `tiny-v2` makes the bundled models (world v2), `tiny` the world v1
+bundle of docs/world-v1/, `smoke` is the test's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 @dataclass
 class Preset:
-    """Sizes of every stage. `tiny` makes the bundled models; `smoke` is the same path in about
+    """Sizes of every stage. `tiny-v2` makes the bundled models; `smoke` is the same path in about
     a minute, for tests (its models are not meant to be good)."""
 
     teacher_config: Path | None = None  # a TeacherTrainConfig YAML (architecture, world), then the overrides
