@@ -156,37 +156,32 @@ def test_accvideo_through_the_guided_synvid_run(page, shots):
     page.get_by_role("tab", name="AccVideo").click()
     page.wait_for_selector("#accvideo-needs-synvid", state="hidden", timeout=20_000)  # it has a SynVid run now
     _choose(page, "accvideo-synvid-run", "synvid-browser")
-    page.locator("#accvideo-name textarea, #accvideo-name input").first.fill("accvideo-browser")
-    page.locator("#accvideo-steps input").first.fill("2")
-    page.locator("#accvideo-m input").first.fill("1")
-    page.locator("#accvideo-batch-size input").first.fill("2")
-    page.locator("button", has_text="Launch AccVideo").click()
-    page.wait_for_function("() => document.querySelector('#job-command textarea').value.includes('accvideo-browser')")
-    command = page.locator("#job-command textarea").input_value()
+    command = _launch_two_steps(page, "accvideo", "AccVideo", "accvideo-browser", {"m": "1"}, timeout=120_000)
     assert "distill accvideo" in command and "synvid-browser" in command and "method.num_key_steps=1" in command
-    page.wait_for_function("() => /accvideo-browser.*finished/.test(document.querySelector('#job-progress').innerText)",
-                           timeout=120_000)
-    assert "2/2 steps" in page.locator("#job-progress").inner_text()
-    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('run:accvideo-browser')")
     page.screenshot(path=str(shots / "distil-accvideo.png"), full_page=True)
+
+
+def _launch_two_steps(page, kind: str, label: str, name: str, fields: dict[str, str], timeout: int) -> str:
+    """Fill the open `kind` form (name, 2 steps, batch 2, plus `fields`), launch it, wait until the
+    run `name` has finished its 2 steps and is in the runs table; return the shown command."""
+    for field, value in {"name": name, "steps": "2", "batch-size": "2", **fields}.items():
+        page.locator(f"#{kind}-{field} textarea, #{kind}-{field} input").first.fill(value)
+    page.locator("button", has_text=f"Launch {label}").click()
+    page.wait_for_function(f"() => document.querySelector('#job-command textarea').value.includes('{name}')")
+    command = page.locator("#job-command textarea").input_value()
+    # the run's own name: an earlier test's finished job shows until the refresh reads the new one
+    page.wait_for_function(f"() => /{name}.*finished/.test(document.querySelector('#job-progress').innerText)",
+                           timeout=timeout)
+    assert "2/2 steps" in page.locator("#job-progress").inner_text()
+    page.wait_for_function(f"() => document.querySelector('#runs-table').innerText.includes('run:{name}')")
+    return command
 
 
 def test_launch_tiny_job_then_compare_its_student(page, shots):
     page.get_by_role("tab", name="Distil").click()
     page.get_by_role("tab", name="GPD").click()
-    page.locator("#gpd-name textarea, #gpd-name input").first.fill("gpd-browser")
-    page.locator("#gpd-schedule textarea, #gpd-schedule input").first.fill("48,24")
-    page.locator("#gpd-steps input").first.fill("2")
-    page.locator("#gpd-batch-size input").first.fill("2")
-    page.locator("button", has_text="Launch GPD").click()
-    page.wait_for_function("() => document.querySelector('#job-command textarea').value.includes('distill gpd')")
-    command = page.locator("#job-command textarea").input_value()
+    command = _launch_two_steps(page, "gpd", "GPD", "gpd-browser", {"schedule": "48,24"}, timeout=300_000)
     assert command.startswith(("python -m accvideo distill gpd", "torchrun ")) and "gpd-browser" in command
-    # the run's own name: an earlier test's finished job shows until the refresh reads the new one
-    page.wait_for_function("() => /gpd-browser.*finished/.test(document.querySelector('#job-progress').innerText)",
-                           timeout=300_000)
-    assert "2/2 steps" in page.locator("#job-progress").inner_text()
-    page.wait_for_function("() => document.querySelector('#runs-table').innerText.includes('gpd-browser')")
     page.screenshot(path=str(shots / "distil.png"), full_page=True)
 
     page.locator("button", has_text="Load student into Compare").click()
