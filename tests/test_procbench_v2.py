@@ -105,5 +105,8 @@ def test_paired_difference_separates_what_overlapping_intervals_cannot(clips):
     assert 0 < diff["total_ci"][0] < diff["total"] < diff["total_ci"][1]
     same = paired_difference(real, real, 50)
     assert same["total"] == 0 and same["total_ci"] == [0, 0]
+    other_seeds, _ = read_videos(clips[0], clips[1], [s + 1000 for s in clips[2]], world=V2)
+    with pytest.raises(ValueError, match="same prompts and seeds"):
+        paired_difference(real, other_seeds, 50)
     with pytest.raises(ValueError, match="same 24 videos"):
         paired_difference(real, read_videos(clips[0][:5], clips[1][:5], clips[2][:5], world=V2)[0])

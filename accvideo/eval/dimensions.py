@@ -149,13 +149,18 @@ def _interval(values: np.ndarray, point: float, name: str) -> list[float]:
     Not percentiles of the resamples: a resample repeats videos, which shrinks the feature
     covariance and lifts every resample's Frechet distance above the full set's, so the
     percentile interval of `fidelity` can miss its own point estimate (measured on real clips)."""
-    values = values[np.isfinite(values)]
-    if len(values) < 2 or not np.isfinite(point):
+    half = _half_width(values, point)
+    if not np.isfinite(half):
         return [float("nan"), float("nan")]
-    half = 1.959964 * float(values.std(ddof=1))
     upper = 1.0 if name in UNIT_SCORES else 100.0 if name == "total" else np.inf
     lower = -np.inf if name == "psnr" else 0.0
     return [float(max(lower, point - half)), float(min(upper, point + half))]
+
+
+def _half_width(values: np.ndarray, point: float) -> float:
+    """1.96 bootstrap standard deviations of the finite `values` (NaN with fewer than 2, or no point)."""
+    values = values[np.isfinite(values)]
+    return 1.959964 * float(values.std(ddof=1)) if len(values) >= 2 and np.isfinite(point) else float("nan")
 
 
 def with_cis(reads: Reads, num_resamples: int = NUM_RESAMPLES, seed: int = 0) -> dict[str, float | list]:
@@ -197,8 +202,7 @@ def paired_difference(a: Reads, b: Reads, num_resamples: int = NUM_RESAMPLES, se
     out: dict[str, float | list] = {}
     for j, k in enumerate(keys):
         point = sa[k] - sb[k]
-        values = draws[:, j][np.isfinite(draws[:, j])]
-        half = 1.959964 * float(values.std(ddof=1)) if len(values) >= 2 and np.isfinite(point) else float("nan")
+        half = _half_width(draws[:, j], point)
         out[k] = float(point)
         out[f"{k}_ci"] = [float(point - half), float(point + half)]
     return out
