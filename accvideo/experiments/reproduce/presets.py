@@ -33,7 +33,8 @@ class Preset:
     # against 90.9 for the 48-step teacher (runs of 2026-11-23, docs/RESULTS.md says which is bundled)
     gpd_stage_steps: tuple[int, ...] = (800, 800, 1200)
     gpd_overrides: tuple[str, ...] = ("trainer.lr=2e-4",)
-    # the lightweight decoder of the teacher's VAE (docs/FIXED_COST.md), as bundled in tiny-decoder
+    # the lightweight decoder of the teacher's VAE (docs/FIXED_COST.md); the v1 bundle's took 3000 steps,
+    # tiny-v2 trains the bundled one for 6000
     decoder_steps: int = 3000
     decoder_overrides: tuple[str, ...] = ("method.channels=64", "method.num_blocks=2", "method.freq_weight=0.3")
     decoder_check_videos: int = 8  # generated videos of its PSNR and speed check against the VAE (0: none)
