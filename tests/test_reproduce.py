@@ -102,6 +102,23 @@ def test_bad_decoder_override_fails_before_the_first_stage(tmp_path, monkeypatch
     assert not (tmp_path / "run").exists()
 
 
+def test_decoder_stage_gives_its_synvid_to_a_synvid_source(tmp_path, monkeypatch):
+    """`method.source=synvid` in a preset's decoder overrides learns the `synvid` stage's final
+    states (OUT/synvid); any other source gets no SynVid run."""
+    from dataclasses import replace
+
+    import accvideo.experiments.reproduce.stages as stages
+
+    given = []
+    monkeypatch.setattr(stages, "run_decoder_distill",
+                        lambda teacher, out, cfg, synvid=None, resume=True: given.append(synvid) or {})
+    p = Paths(tmp_path, tmp_path / "RESULTS.md")
+    smoke = replace(PRESETS["smoke"], decoder_check_videos=0)
+    stage_decoder(p, replace(smoke, decoder_overrides=(*smoke.decoder_overrides, "method.source=synvid")))
+    stage_decoder(p, replace(smoke, decoder_overrides=(*smoke.decoder_overrides, "method.source=world")))
+    assert given == [str(tmp_path / "synvid"), None]
+
+
 @pytest.mark.slow
 def test_reproduce_smoke_end_to_end(tmp_path):
     out, results = tmp_path / "run", tmp_path / "docs" / "RESULTS.md"

@@ -160,16 +160,18 @@ def decoder_config(preset: Preset) -> DecoderDistillConfig:
 
 def stage_decoder(p: Paths, preset: Preset) -> dict:
     """The lightweight decoder of the teacher's VAE: `distill decoder` (its recipe function) on the
-    teacher, then the CLI's check against the VAE on the teacher's samples, into OUT/decoder."""
+    teacher, then the CLI's check against the VAE on the teacher's samples, into OUT/decoder. With
+    `method.source=synvid` it learns the final states of the `synvid` stage's trajectories."""
     from accvideo.eval.decoder import record_check
 
     cfg = decoder_config(preset)
+    synvid = str(p.synvid) if cfg.method.source == "synvid" else None
     summary_file = p.decoder / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     trained = (p.decoder / "decoder" / "decoder_info.json").exists() and \
         summary.get("config") == json.loads(json.dumps(to_dict(cfg), default=str))
     if not trained:  # else finished before, killed in its check or before the stage log: no retraining
-        summary = run_decoder_distill(str(p.teacher), p.decoder, cfg, resume=True)
+        summary = run_decoder_distill(str(p.teacher), p.decoder, cfg, synvid=synvid, resume=True)
     if preset.decoder_check_videos > 0 and "check" not in summary:
         summary["check"] = record_check(str(p.teacher), p.decoder, num_videos=preset.decoder_check_videos)
     check = summary.get("check") or {}
