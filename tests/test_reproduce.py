@@ -65,20 +65,28 @@ def test_distill_doc_states_the_gpd_preset():
 def test_decoder_stage_trains_the_bundled_recipe():
     """The `decoder` stage runs after the students, before eval, with the config of the bundled
     assets/tiny-decoder (every key its provenance records; keys added since keep their defaults):
-    `tiny-v2` makes the bundled one; `tiny` (world v1) differs from it only in its steps."""
+    `tiny-v2` makes the bundled one (its "auto" source read as the SynVid run it resolved to);
+    `tiny` (world v1) differs from it in its steps and its data (world clips: no SynVid reaches it)."""
     from accvideo.training.recipes.decoder import DecoderDistillConfig
     from accvideo.util.config import apply_overrides, to_dict
 
     assert STAGES.index("gpd") + 1 == STAGES.index("decoder") == STAGES.index("eval") - 1
-    bundled = json.loads((Path(__file__).resolve().parents[1] / "assets" / "tiny-decoder" / "provenance.json")
-                         .read_text())["config"]
+    provenance = json.loads((Path(__file__).resolve().parents[1] / "assets" / "tiny-decoder" / "provenance.json")
+                            .read_text())
+    bundled = provenance["config"]
+    if bundled["method"]["source"] == "auto":
+        bundled["method"]["source"] = provenance["source"]
+    v1 = {"trainer": {"steps": 3000}, "method": {"source": "auto", "num_videos": 1024}}  # auto: world, no SynVid
     for name in ("tiny", "tiny-v2"):
         preset = PRESETS[name]
-        steps = preset.decoder_steps if name == "tiny-v2" else bundled["trainer"]["steps"]
-        overrides = [*preset.decoder_overrides, f"trainer.steps={steps}"]
+        overrides = [*preset.decoder_overrides, f"trainer.steps={preset.decoder_steps}"]
         made = json.loads(json.dumps(to_dict(apply_overrides(DecoderDistillConfig(), overrides))))
+        expected = json.loads(json.dumps(bundled))
+        if name == "tiny":
+            for section, values in v1.items():
+                expected[section].update(values)
         assert {s: {k: made[s][k] for k in v} if isinstance(v, dict) else made[s]
-                for s, v in bundled.items()} == bundled
+                for s, v in expected.items()} == expected
         assert preset.decoder_check_videos == 8  # the CLI's default check
 
 
