@@ -110,3 +110,24 @@ def test_paired_difference_separates_what_overlapping_intervals_cannot(clips):
         paired_difference(real, other_seeds, 50)
     with pytest.raises(ValueError, match="same 24 videos"):
         paired_difference(real, read_videos(clips[0][:5], clips[1][:5], clips[2][:5], world=V2)[0])
+
+
+def test_saved_reads_pair_up_as_the_originals_do(clips, tmp_path):
+    """`Scorer` keeps each row's reads on disk so the report pairs rows without generating videos
+    again: the reads loaded back give the same scores and paired difference, and a file that is
+    not reads is an error naming it."""
+    from accvideo.eval.dimensions import load_reads, paired_difference, save_reads, with_cis
+    from accvideo.eval.procbench import read_videos
+
+    real, _ = read_videos(*clips, world=V2)
+    blurred = [np.round(binomial_blur(v, passes=2)).astype(np.uint8) for v in clips[0]]
+    soft, _ = read_videos(blurred, clips[1], clips[2], reference_videos=clips[0], world=V2)
+    save_reads(real, tmp_path / "real.npz")
+    save_reads(soft, tmp_path / "soft.npz")
+    real2, soft2 = load_reads(tmp_path / "real.npz"), load_reads(tmp_path / "soft.npz")
+    assert soft2.psnr is not None and real2.psnr is None and soft2.has_distractors
+    assert with_cis(soft2, 50) == with_cis(soft, 50)
+    assert paired_difference(real2, soft2, 50) == paired_difference(real, soft, 50)
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="bad.npz.*must be ProcBench reads"):
+        load_reads(tmp_path / "bad.npz")

@@ -153,7 +153,14 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert table.total.between(0, 100).all()
     bench = pd.read_csv(out / "bench.csv")
     assert bench.speedup.iloc[0] == 1.0 and (bench.total_s > 0).all()
+    # each student paired with the teacher at its own steps and the full teacher, from the rows' saved reads
+    pairs = pd.read_csv(out / "separation.csv")
+    assert list(pairs.B) == ["teacher@5", "teacher@50", "teacher@5", "teacher@10"]
+    train = table[table.split == "train"].set_index("row")
+    for pair, a in zip(pairs.itertuples(), ("+ adversarial", "+ adversarial", "gpd", "gpd")):
+        assert pair._8 == pytest.approx(train.loc[a, "total"] - train.loc[pair.B, "total"], abs=0.011)
     text = results.read_text()
+    assert "## Students against the teacher, paired" in text and "paired 95% CI" in text
     for heading in ("## Headline", "## AccVideo against the teacher", "## Speed-quality frontier", "## Wall time"):
         assert heading in text
     for figure in ("frontier.png", "samples.png", "ablation.png"):

@@ -69,6 +69,33 @@ class Reads:
     psnr: np.ndarray | None = None
 
 
+_ARRAYS = ("ok", "temporal", "features", "real_features", "group", "reference_dynamic", "psnr")
+
+
+def save_reads(reads: Reads, path) -> None:
+    """Write `reads` to one .npz file (atomically), so a later `paired_difference` needs no video."""
+    from accvideo.util.io import atomic_write_bytes
+
+    arrays = {k: getattr(reads, k) for k in _ARRAYS if getattr(reads, k) is not None}
+    arrays.update({f"gen.{k}": v for k, v in reads.gen.items()})
+    arrays.update({f"real.{k}": v for k, v in reads.real.items()})
+    arrays["has_distractors"] = np.array(reads.has_distractors)
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def load_reads(path) -> Reads:
+    """The `Reads` that `save_reads` wrote to `path`; a file that is not one is a ValueError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        return Reads(**{k: arrays.get(k) for k in _ARRAYS},
+                     gen={k[4:]: v for k, v in arrays.items() if k.startswith("gen.")},
+                     real={k[5:]: v for k, v in arrays.items() if k.startswith("real.")},
+                     has_distractors=bool(arrays["has_distractors"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"`{path}` must be ProcBench reads written by `save_reads` but could not be read: {e}") from e
+
+
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else float("nan")
 

@@ -2,7 +2,9 @@
 
 A row is one model (at a step count, or its own sampling defaults) on one split: its
 ProcBench scores, PSNR agreement with the reference (the teacher at its own step count) on
-the same prompts and seeds, seconds per video and the latents' high-frequency energy.
+the same prompts and seeds, seconds per video and the latents' high-frequency energy. Beside
+each row's JSON, its per-video reads (`<row>.reads.npz`), so two rows pair up later
+(`Scorer.paired`: the difference with its paired interval) without generating a video again.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from accvideo.eval.procbench import _load, benchmark_prompts, generate_videos, score_videos, world_of_model
+from accvideo.eval.dimensions import Reads, load_reads, paired_difference, save_reads, with_cis
+from accvideo.eval.procbench import _load, benchmark_prompts, generate_videos, read_videos, world_of_model
 from accvideo.generation import resolve_sampling
 from accvideo.models.registry import load_model
 from accvideo.training.methods.gpd import high_frequency_ratio
@@ -62,8 +65,7 @@ class Scorer:
         num_videos = self.num_videos if num_videos is None else num_videos
         if not 1 <= num_videos <= self.num_videos:
             raise ValueError(f"`num_videos` must be 1 to the scorer's {self.num_videos} but is {num_videos}.")
-        suffix = "" if num_videos == self.num_videos else f"-n{num_videos}"
-        path = self.cache / f"{self.split}-{label.replace('/', '_').replace(' ', '_')}{suffix}.json"
+        path = self._path(label, num_videos)
         if path.exists():
             return json.loads(path.read_text())
         pairs = benchmark_prompts(self.split, num_videos)
@@ -73,9 +75,10 @@ class Scorer:
             videos, results = (x[:num_videos] for x in self._reference_run())
         else:
             videos, results = generate_videos(loaded, pairs, num_steps, desc=f"procbench {label}")
-        scores, _ = score_videos(videos, [p for p, _ in pairs], [s for _, s in pairs],
-                                 None if is_reference else self.reference_videos()[:num_videos],
-                                 world=world_of_model(loaded))
+        reads, _ = read_videos(videos, [p for p, _ in pairs], [s for _, s in pairs],
+                               None if is_reference else self.reference_videos()[:num_videos],
+                               world=world_of_model(loaded))
+        scores = with_cis(reads)
         first = results[0]
         hf = high_frequency_ratio(torch.cat([r.latents for r in results])).mean().item()
         row = {"row": label, "model": str(model), "split": self.split, "steps": first.num_steps, "nfe": first.nfe,
@@ -83,6 +86,22 @@ class Scorer:
                **{k: _rounded(v) for k, v in scores.items() if k != "total"},
                "seconds_per_video": round(float(sum(r.timings["total"] for r in results) / len(results)), 4),
                "hf_energy": round(hf, 5)}
+        save_reads(reads, path.with_suffix(".reads.npz"))  # before the row: a row implies its reads
         atomic_write_text(path, json.dumps(row, indent=2))
         log.info("%s: ProcBench %s total %.2f %s", label, self.split, row["total"], row.get("total_ci"))
         return row
+
+    def _path(self, label: str, num_videos: int) -> Path:
+        suffix = "" if num_videos == self.num_videos else f"-n{num_videos}"
+        return self.cache / f"{self.split}-{label.replace('/', '_').replace(' ', '_')}{suffix}.json"
+
+    def reads(self, label: str, num_videos: int | None = None) -> Reads | None:
+        """The per-video reads behind a scored row (None: not scored, or cached before reads were kept)."""
+        path = self._path(label, self.num_videos if num_videos is None else num_videos).with_suffix(".reads.npz")
+        return load_reads(path) if path.exists() else None
+
+    def paired(self, label_a: str, label_b: str) -> dict | None:
+        """`paired_difference` of two scored rows (A - B on the same prompts and seeds, with its 95%
+        interval), from their cached reads; None when either row has none."""
+        a, b = self.reads(label_a), self.reads(label_b)
+        return None if a is None or b is None else paired_difference(a, b)

@@ -50,6 +50,18 @@ def _headline(rows: list[ReportRow], procbench: pd.DataFrame, bench: pd.DataFram
     return pd.DataFrame([line(row) for row in rows if row.headline is not None])
 
 
+def _separation(path: Path, num_videos: int) -> list[str]:
+    """The section of OUT/separation.csv (`stage_eval`): each student against the teacher, paired."""
+    if not path.exists() or path.stat().st_size < 2:
+        return []
+    table = pd.read_csv(path)
+    return ["## Students against the teacher, paired", "",
+            f"The same {num_videos} train prompts and seeds for A and B. Each total has its own bootstrap 95% "
+            "interval; A - B resamples the videos of both together (video i against video i), so what the "
+            "prompts and seeds share cancels and its interval is narrower. An interval of A - B that "
+            "excludes 0 separates the two.", "", markdown_table(table)]
+
+
 def _bench_table(bench: pd.DataFrame) -> pd.DataFrame:
     table = bench[BENCH_COLUMNS].copy()
     for c in BENCH_COLUMNS[3:]:
@@ -109,6 +121,7 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
         "teacher on the same prompts and seeds.",
         "",
         markdown_table(head),
+        *_separation(p.out / "separation.csv", preset.num_videos),
         "## AccVideo against the teacher at its step count",
         "",
         *([] if preset.trajectory_only else [

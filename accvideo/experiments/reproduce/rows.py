@@ -33,7 +33,9 @@ class ReportRow:
     bench: its name in bench.csv (None: not timed). heldout: also scored on the held-out split.
     ablation / frontier: a row of those report tables. headline, baseline: its name in the
     headline table and the bench name its speedup there is against. grid: its column title in
-    samples.png. bundle, run: bundled as this name from this run folder (`--bundle-dir`)."""
+    samples.png. bundle, run: bundled as this name from this run folder (`--bundle-dir`). versus:
+    the labels it is paired against in the report's separation table (the same prompts and seeds,
+    A - B with its paired 95% interval): the teacher at its own step count, and the full teacher."""
 
     label: str
     model: Path
@@ -47,6 +49,7 @@ class ReportRow:
     grid: str | None = None
     bundle: str | None = None
     run: Path | None = None
+    versus: tuple[str, ...] = ()
 
     @property
     def bench_spec(self) -> str:
@@ -81,7 +84,8 @@ def report_rows(p: Paths, preset: Preset, n: int | None = None) -> list[ReportRo
         rows.append(ReportRow(TRAJECTORY_ROW, p.student(m, adversarial=False), ablation=True))
     rows.append(ReportRow(ADVERSARIAL_ROW, p.student(m), bench=f"accvideo m={m}", heldout=True, ablation=True,
                           frontier=True, headline=f"tiny-accvideo (m = {m})", baseline=reference,
-                          grid=f"AccVideo {m} steps", bundle="tiny-accvideo", run=p.accvideo / student_run(m)))
+                          grid=f"AccVideo {m} steps", bundle="tiny-accvideo", run=p.accvideo / student_run(m),
+                          versus=(teacher_row(m), reference)))
     for k in preset.frontier:
         if k != m:  # as in `run_ablation`: the main student is the frontier's m-step point
             rows += [teacher(k, frontier=True),
@@ -92,7 +96,8 @@ def report_rows(p: Paths, preset: Preset, n: int | None = None) -> list[ReportRo
         teacher(gpd_steps, headline=f"tiny-teacher, {gpd_steps} steps (no distillation)", baseline=gpd_reference),
         ReportRow(GPD_ROW, p.gpd / "pipeline", bench="gpd", heldout=True, baseline=gpd_reference,
                   headline=f"tiny-gpd ({'->'.join(map(str, preset.gpd_schedule))})",
-                  grid=f"GPD {gpd_steps} steps", bundle="tiny-gpd", run=p.gpd),
+                  grid=f"GPD {gpd_steps} steps", bundle="tiny-gpd", run=p.gpd,
+                  versus=(teacher_row(gpd_steps), gpd_reference)),
     ]
     return rows
 

@@ -185,7 +185,31 @@ def stage_eval(p: Paths, preset: Preset) -> dict:
             for split, row in procbench_rows(report_rows(p, preset))]
     table = pd.DataFrame(rows)
     table.to_csv(p.out / "procbench.csv", index=False)
-    return {"rows": len(rows)}
+    pairs = separation_rows(scorers["train"], report_rows(p, preset), [r for r in rows if r["split"] == "train"])
+    pd.DataFrame(pairs).to_csv(p.out / "separation.csv", index=False)
+    return {"rows": len(rows), "pairs": len(pairs)}
+
+
+def separation_rows(scorer: Scorer, rows, scored: list[dict]) -> list[dict]:
+    """Each student against its `versus` rows on the same prompts and seeds: both totals with
+    their own 95% intervals, whether those overlap, and A - B with its paired 95% interval (an
+    interval that excludes 0 separates them even where the separate intervals overlap). A pair
+    whose rows have no cached reads (scored before reads were kept) is left out."""
+    totals = {r["row"]: r for r in scored}
+    out = []
+    for row in rows:
+        for other in row.versus:
+            diff = scorer.paired(row.label, other)
+            if diff is None:
+                continue
+            (a_lo, a_hi), (b_lo, b_hi) = totals[row.label]["total_ci"], totals[other]["total_ci"]
+            lo, hi = diff["total_ci"]
+            out.append({"A": row.headline or row.label, "B": other, "A total": totals[row.label]["total"],
+                        "A 95% CI": f"[{a_lo:.2f}, {a_hi:.2f}]", "B total": totals[other]["total"],
+                        "B 95% CI": f"[{b_lo:.2f}, {b_hi:.2f}]", "intervals overlap": a_lo <= b_hi and b_lo <= a_hi,
+                        "A - B (paired)": round(diff["total"], 2), "paired 95% CI": f"[{lo:+.2f}, {hi:+.2f}]",
+                        "separated": "A higher" if lo > 0 else "B higher" if hi < 0 else "no"})
+    return out
 
 
 def stage_bench(p: Paths, preset: Preset) -> dict:
