@@ -161,6 +161,9 @@ def test_reproduce_smoke_end_to_end(tmp_path):
         assert pair._8 == pytest.approx(train.loc[a, "total"] - train.loc[pair.B, "total"], abs=0.011)
     text = results.read_text()
     assert "## Students against the teacher, paired" in text and "paired 95% CI" in text
+    # each stage says whether it ran alone: the cores it used and those other jobs used meanwhile
+    assert data["stages"]["teacher"]["cpu"]["own_cores"] > 0.1 and data["stages"]["teacher"]["cpu"]["threads"] >= 1
+    assert "cores used by other jobs" in text
     for heading in ("## Headline", "## AccVideo against the teacher", "## Speed-quality frontier", "## Wall time"):
         assert heading in text
     for figure in ("frontier.png", "samples.png", "ablation.png"):
@@ -217,3 +220,20 @@ def test_reproduce_cli_prints_the_stage_walls(tmp_path, capsys):
     out = capsys.readouterr().out
     summary = json.loads(out[out.rindex('{\n  "stages_wall_s"'):])
     assert set(summary["stages_wall_s"]) == {"toy"} and summary["pipeline_wall_s"] >= 0
+
+
+def test_cpu_share_counts_this_process_and_the_rest(tmp_path):
+    """`reproduce` logs, per stage, the cores it used and the cores other jobs used meanwhile:
+    a busy loop shows as this process's, and without /proc/stat the rest is unknown, not 0."""
+    import time
+
+    from accvideo.util.cpu import cpu_sample, cpu_share
+
+    start = cpu_sample()
+    end_at = time.perf_counter() + 0.4
+    while time.perf_counter() < end_at:
+        pass
+    share = cpu_share(start, cpu_sample())
+    assert 0.3 < share["own_cores"] < 1.2 and share["other_cores"] is not None and share["other_cores"] >= 0
+    missing = tmp_path / "no-stat"
+    assert cpu_share(cpu_sample(missing), cpu_sample(missing))["other_cores"] is None

@@ -52,6 +52,7 @@ from accvideo.experiments.reproduce.stages import (
     stage_teacher,
     stage_toy,
 )
+from accvideo.util.cpu import cpu_sample, cpu_share
 
 __all__ = ["PRESETS", "STAGES", "Paths", "Preset", "ReportRow", "StageLog", "report_rows", "run_reproduce",
            "synvid_store"]
@@ -95,13 +96,15 @@ def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path 
                 continue
             bar.set_postfix_str(stage)
             log.info("stage %s: starting", stage)
-            start = time.perf_counter()
+            start, before = time.perf_counter(), cpu_sample()
             try:
                 info = runners[stage]()
             except BaseException:
                 stages.add_partial(stage, time.perf_counter() - start)
                 raise
             seconds = time.perf_counter() - start
+            # alone or beside other jobs: the cores this process and everything else used meanwhile
+            info = {**info, "cpu": cpu_share(before, cpu_sample())}
             if stage == "teacher" and info.get("teacher_wall_s") and seconds < 0.5 * info["teacher_wall_s"]:
                 seconds = float(info["teacher_wall_s"])  # trained earlier by the same command: its own clock
             stages.finish(stage, seconds, **info)

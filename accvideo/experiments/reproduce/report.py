@@ -62,6 +62,15 @@ def _separation(path: Path, num_videos: int) -> list[str]:
             "excludes 0 separates the two.", "", markdown_table(table)]
 
 
+def _cpu_columns(cpu: dict) -> dict:
+    """A stage's `cpu_share` as table cells (empty for a stage logged before it was recorded)."""
+    def cell(key):
+        return "" if cpu.get(key) is None else cpu[key]
+
+    return {"torch threads": cell("threads"), "cores used by it": cell("own_cores"),
+            "cores used by other jobs": cell("other_cores")}
+
+
 def _bench_table(bench: pd.DataFrame) -> pd.DataFrame:
     table = bench[BENCH_COLUMNS].copy()
     for c in BENCH_COLUMNS[3:]:
@@ -93,7 +102,8 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
     frontier["end to end s"] = frontier["row"].map(lambda r: round(float(seconds[names[r]]), 3))
     frontier = frontier.sort_values(["steps", "row"])
     stage_rows = pd.DataFrame([{"stage": s, "wall": fmt_seconds(stages.wall(s)),
-                                "finished": stages.data["stages"].get(s, {}).get("finished", "")}
+                                "finished": stages.data["stages"].get(s, {}).get("finished", ""),
+                                **_cpu_columns(stages.data["stages"][s].get("cpu") or {})}
                                for s in STAGES if s in stages.data["stages"]])
     toy_table = pd.read_csv(toy_dir / "useless.csv").round(4) if (toy_dir / "useless.csv").exists() else None
     rel = p.figures.name
@@ -157,7 +167,10 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
                  "teacher's own trajectories (docs/TOY.md explains the toy).", "",
                  markdown_table(toy_table)]
         text += [f"![toy {f.stem}]({rel}/{f.name})" for f in sorted(p.figures.glob("toy-*.png"))] + [""]
-    text += ["## Wall time per pipeline stage", "", markdown_table(stage_rows)]
+    text += ["## Wall time per pipeline stage", "",
+             "Cores used: average cores busy during the stage's last run (a resumed stage: its last part), "
+             "by this command and by everything else on the machine; other jobs slow every stage.", "",
+             markdown_table(stage_rows)]
     p.results.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p.results, "\n".join(text))
     return {"results": str(p.results)}
