@@ -161,6 +161,13 @@ def test_gpd_ablation_rows_and_high_frequency_ratio(tiny_pipeline_dir, tmp_path)
                                "GPD without the frequency loss", "GPD one jump 4 -> 1",
                                "GPD paper variant (secondary source)"]
     assert table.hf_vs_teacher.iloc[0] == 1.0 and table.hf_energy.between(0, 1).all()
+    # every other row against the full student, paired on the same videos; blank for the full row
+    paired = table.set_index("row")["minus_full_paired"].fillna("")
+    assert paired["GPD: progressive + frequency loss"] == ""
+    for row in ("teacher@4", "GPD one jump 4 -> 1"):
+        point = float(paired[row].split(" [")[0])
+        full = table.set_index("row").total
+        assert point == pytest.approx(full[row] - full["GPD: progressive + frequency loss"], abs=0.011)
     one_jump = json.loads((tmp_path / "one-jump" / "pipeline" / "accvideo_sampling.json").read_text())
     assert one_jump["num_steps"] == 1 and one_jump["schedule"] == [1]
     import yaml

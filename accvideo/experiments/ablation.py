@@ -95,6 +95,16 @@ def run_ablation(teacher: str, synvid: str, out: str | Path, num_key_steps: int 
     return table
 
 
+def add_paired(scorer: Scorer, rows: list[dict], against: str) -> None:
+    """Add `minus_full_paired` to every row: its total minus the `against` row's (the full student) on the same prompts
+    and seeds, with the paired 95% interval (blank for that row itself, and for a row scored
+    before reads were kept). At 96 videos the rows' own intervals overlap where this one need not."""
+    key = "minus_full_paired"
+    for row in rows:
+        diff = None if row["row"] == against else scorer.paired(row["row"], against)
+        row[key] = "" if diff is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(diff["total"], *diff["total_ci"])
+
+
 def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = (48, 24, 12, 6),
                      stage_steps: tuple[int, ...] = (400, 400, 600), split: str = "train", num_videos: int = 24,
                      overrides: list[str] | None = None, full_run: str | Path | None = None,
@@ -135,6 +145,7 @@ def run_gpd_ablation(teacher: str, out: str | Path, schedule: tuple[int, ...] = 
         per_stage = [max(1, sum(stage_steps) // len(counts))] * len(counts)
         rows.append(scorer.score("GPD paper variant (secondary source)", str(student(
             "paper", (schedule[0], schedule[-1]), tuple(per_stage), ["method.variant=paper"]))))
+    add_paired(scorer, rows, "GPD: progressive + frequency loss")
     table = add_bench(pd.DataFrame(rows), bench_repeats)
     table["hf_vs_teacher"] = (table["hf_energy"] / table["hf_energy"].iloc[0]).round(3)
     table.to_csv(out / "gpd_ablation.csv", index=False)
