@@ -9,7 +9,8 @@ from accvideo.eval.bench import run_speed_bench
 
 def table_columns(table: pd.DataFrame) -> list[str]:
     """The columns a ProcBench row table shows, in order, where present."""
-    columns = ("row", "split", "steps", "nfe", "num_videos", "total", "total_ci", "minus_full_paired", "semantic", "color", "shape",
+    columns = ("row", "split", "steps", "nfe", "num_videos", "total", "total_ci", "minus_full_paired", "semantic",
+               "color", "shape",
                "motion", "temporal", "fidelity", "detail", "distractor_recall", "motion_fidelity", "motion_ratio",
                "diversity",
                "psnr", "end_to_end_s", "speedup", "hf_energy", "hf_vs_teacher")
