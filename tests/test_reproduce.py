@@ -157,8 +157,8 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     pairs = pd.read_csv(out / "separation.csv")
     assert list(pairs.B) == ["teacher@5", "teacher@50", "teacher@5", "teacher@10"]
     train = table[table.split == "train"].set_index("row")
-    for pair, a in zip(pairs.itertuples(), ("+ adversarial", "+ adversarial", "gpd", "gpd")):
-        assert pair._8 == pytest.approx(train.loc[a, "total"] - train.loc[pair.B, "total"], abs=0.011)
+    for (_, pair), a in zip(pairs.iterrows(), ("+ adversarial", "+ adversarial", "gpd", "gpd")):
+        assert pair["A - B (paired)"] == pytest.approx(train.loc[a, "total"] - train.loc[pair.B, "total"], abs=0.011)
     text = results.read_text()
     assert "## Students against the teacher, paired" in text and "paired 95% CI" in text
     # each stage says whether it ran alone: the cores it used and those other jobs used meanwhile

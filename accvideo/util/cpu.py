@@ -30,8 +30,8 @@ def _machine_busy(path: Path) -> float | None:
 
 
 def cpu_sample(path: Path = PROC_STAT) -> CpuSample:
-    own = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    own = sum(u.ru_utime + u.ru_stime for u in usage)
     return CpuSample(time.perf_counter(), own, _machine_busy(path))
 
 

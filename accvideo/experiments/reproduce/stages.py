@@ -181,11 +181,11 @@ def stage_decoder(p: Paths, preset: Preset) -> dict:
 
 def stage_eval(p: Paths, preset: Preset) -> dict:
     scorers = {split: Scorer(str(p.teacher), p.scores, split, preset.num_videos) for split in SPLITS}
-    rows = [scorers[split].score(row.label, str(row.model), row.steps)
-            for split, row in procbench_rows(report_rows(p, preset))]
+    report = report_rows(p, preset)  # once: it loads the teacher to read its step count
+    rows = [scorers[split].score(row.label, str(row.model), row.steps) for split, row in procbench_rows(report)]
     table = pd.DataFrame(rows)
     table.to_csv(p.out / "procbench.csv", index=False)
-    pairs = separation_rows(scorers["train"], report_rows(p, preset), [r for r in rows if r["split"] == "train"])
+    pairs = separation_rows(scorers["train"], report, [r for r in rows if r["split"] == "train"])
     pd.DataFrame(pairs).to_csv(p.out / "separation.csv", index=False)
     return {"rows": len(rows), "pairs": len(pairs)}
 
