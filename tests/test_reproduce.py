@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from accvideo.experiments.reproduce import PRESETS, STAGES, Paths, Preset, run_reproduce, synvid_store
+from accvideo.experiments.reproduce import PRESETS, STAGES, Paths, Preset, StageLog, run_reproduce, synvid_store
 from accvideo.experiments.reproduce.rows import bench_names, bench_specs, labels_where, procbench_rows, report_rows
 from accvideo.experiments.reproduce.stages import stage_decoder
 
@@ -130,8 +130,14 @@ def test_decoder_stage_gives_its_synvid_to_a_synvid_source(tmp_path, monkeypatch
 @pytest.mark.slow
 def test_reproduce_smoke_end_to_end(tmp_path):
     out, results = tmp_path / "run", tmp_path / "docs" / "RESULTS.md"
-    data = run_reproduce(out, "smoke", results=results, bundle_dir=tmp_path / "assets")
+    # `--jobs 2`: gpd and decoder in a second process beside synvid and accvideo
+    data = run_reproduce(out, "smoke", results=results, bundle_dir=tmp_path / "assets", jobs=2)
     assert all(data["stages"][s]["finished"] for s in STAGES)
+    assert {s: data["stages"][s]["process"] for s in STAGES} == \
+        {s: "side" if s in ("gpd", "decoder") else "main" for s in STAGES}
+    assert "stage gpd: done" in (out / "side.log").read_text() and data["join_wait_s"] >= 0
+    # the decoder waited for the synvid stage it learns from
+    assert data["stages"]["decoder"]["finished"] >= data["stages"]["synvid"]["finished"]
     # every model exists and is a pipeline the rest of the tools load
     for folder in (out / "teacher" / "pipeline", out / "accvideo" / "full-m5" / "pipeline",
                    out / "accvideo" / "full-m2" / "pipeline", out / "gpd" / "pipeline"):
@@ -155,10 +161,15 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert bench.speedup.iloc[0] == 1.0 and (bench.total_s > 0).all()
     # each student paired with the teacher at its own steps and the full teacher, from the rows' saved reads
     pairs = pd.read_csv(out / "separation.csv")
-    assert list(pairs.B) == ["teacher@5", "teacher@50", "teacher@5", "teacher@10"]
+    assert list(pairs.B) == ["teacher@5", "teacher@50", "teacher@5", "teacher@10", "teacher@5", "teacher@5"]
+    assert list(pairs.videos) == [2, 2, 2, 2, 3, 3]  # then each against the teacher at its steps, on more videos
     train = table[table.split == "train"].set_index("row")
-    for (_, pair), a in zip(pairs.iterrows(), ("+ adversarial", "+ adversarial", "gpd", "gpd")):
-        assert pair["A - B (paired)"] == pytest.approx(train.loc[a, "total"] - train.loc[pair.B, "total"], abs=0.011)
+    wide = {r: json.loads((out / "scores" / "n3" / f"train-{r.replace(' ', '_')}.json").read_text())
+            for r in ("+ adversarial", "gpd", "teacher@5")}
+    assert all(row["num_videos"] == 3 for row in wide.values())
+    for (_, pair), a in zip(pairs.iterrows(), ("+ adversarial", "+ adversarial", "gpd", "gpd", "+ adversarial", "gpd")):
+        totals = {r: row["total"] for r, row in wide.items()} if pair.videos == 3 else train["total"]
+        assert pair["A - B (paired)"] == pytest.approx(totals[a] - totals[pair.B], abs=0.011)
     text = results.read_text()
     assert "## Students against the teacher, paired" in text and "paired 95% CI" in text
     # each stage says whether it ran alone: the cores it used and those other jobs used meanwhile
@@ -171,9 +182,11 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     for name in ("tiny-teacher", "tiny-accvideo", "tiny-gpd"):
         provenance = json.loads((tmp_path / "assets" / name / "provenance.json").read_text())
         assert provenance["reproduce"]["command"].startswith("python -m accvideo reproduce")
-        # the same pipeline wall time as RESULTS.md: the computing stages, not report and bundle
-        assert provenance["reproduce"]["pipeline_wall_s"] == round(
-            sum(data["stages"][s]["wall_s"] for s in STAGES if s not in ("report", "bundle")), 1)
+        # the same pipeline wall time as RESULTS.md: the main process's computing stages (not report
+        # and bundle), plus its wait for the side process
+        main_stages = [s for s in STAGES if s not in ("report", "bundle", "gpd", "decoder")]
+        assert provenance["reproduce"]["pipeline_wall_s"] == pytest.approx(
+            sum(data["stages"][s]["wall_s"] for s in main_stages) + data["join_wait_s"], abs=0.11)
         assert "procbench_train" in provenance["scores"]
     from accvideo.models.tiny_decoder import load_decoder
 
@@ -194,6 +207,53 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert stage_decoder(Paths(out, results), PRESETS["smoke"])["heldout_psnr_db"] == \
         before["stages"]["decoder"]["heldout_psnr_db"]
     assert weights.stat().st_mtime_ns == mtime
+
+
+def test_jobs_must_be_one_or_two(tmp_path):
+    with pytest.raises(ValueError, match="`jobs` must be 1 or 2 .* but is 3"):
+        run_reproduce(tmp_path / "run", preset="smoke", jobs=3)
+    with pytest.raises(ValueError, match="`jobs` must be 1 when `stages` is given"):
+        run_reproduce(tmp_path / "run", preset="smoke", jobs=2, only=("toy",))
+
+
+def test_stage_log_keeps_what_another_process_wrote(tmp_path):
+    """With `--jobs 2` two processes finish stages in one stages.json: a write changes its own
+    stage in what is on disk, not in what this process read earlier."""
+    main, side = StageLog(tmp_path), StageLog(tmp_path)
+    side.finish("gpd", 5.0, process="side")
+    main.finish("accvideo", 7.0, process="main")  # `main` read the file before `side` wrote
+    main.add_join_wait(2.0)
+    data = json.loads((tmp_path / "stages.json").read_text())
+    assert set(data["stages"]) == {"gpd", "accvideo"} and data["join_wait_s"] == 2.0
+    assert side.done("accvideo")  # read again from disk
+    assert StageLog(tmp_path).pipeline_wall() == 9.0  # accvideo, plus the wait; not the side's gpd
+
+
+def test_failed_side_process_stops_the_run_and_names_its_log(tmp_path, monkeypatch):
+    """A real second process that fails (here: its preset exists only in this process) stops the
+    main one at the join, before `eval`, with the log to read."""
+    from dataclasses import replace
+
+    import accvideo.experiments.reproduce as reproduce
+
+    ran = []
+    for stage in ("teacher", "synvid", "accvideo", "eval"):
+        monkeypatch.setattr(reproduce, f"stage_{stage}", lambda p, s, stage=stage: ran.append(stage) or {})
+    monkeypatch.setitem(PRESETS, "only-here", replace(PRESETS["smoke"]))
+    with pytest.raises(RuntimeError, match=r"side process \(gpd, decoder\) failed .*side\.log"):
+        run_reproduce(tmp_path, preset="only-here", jobs=2)
+    assert ran == ["teacher", "synvid", "accvideo"]
+    assert "`preset` must be one of" in (tmp_path / "side.log").read_text()
+
+
+def test_side_process_gives_up_when_the_main_one_is_gone(tmp_path, monkeypatch):
+    import accvideo.experiments.reproduce as reproduce
+
+    parents = iter([100, 100, 1])  # reparented: the main process ended
+    monkeypatch.setattr(reproduce.os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(reproduce, "POLL_S", 0.0)
+    with pytest.raises(RuntimeError, match="main `reproduce` process ended before its synvid stage finished"):
+        reproduce._wait_for(StageLog(tmp_path), "synvid")
 
 
 def test_tiny_v2_preset_trains_the_world_v2_teacher():

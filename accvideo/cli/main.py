@@ -145,7 +145,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     only = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else ()
     command = "python -m accvideo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
-    data = run_reproduce(args.out, args.preset, args.results, args.bundle_dir, only, command)
+    data = run_reproduce(args.out, args.preset, args.results, args.bundle_dir, only, command, jobs=args.jobs,
+                         side=args.side_process)
     walls = {s: v.get("wall_s") for s, v in data["stages"].items()}
     print(json.dumps({"stages_wall_s": walls, "pipeline_wall_s": round(StageLog(Path(args.out)).pipeline_wall(), 1)},
                      indent=2))
@@ -232,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-dir", default=None, help="also bundle tiny-teacher, tiny-accvideo, tiny-gpd and "
                    "tiny-decoder here (assets to replace the bundled models)")
     p.add_argument("--stages", default="", help="run only these stages (comma-separated), e.g. report")
+    p.add_argument("--jobs", type=int, default=1, help="2: gpd and decoder in a second process beside synvid and "
+                   "accvideo, one torch thread each (about an hour less on two cores)")
+    p.add_argument("--side-process", action="store_true", help=argparse.SUPPRESS)  # what --jobs 2 starts
     p.set_defaults(func=cmd_reproduce)
 
     from accvideo.cli.distill import add_parser as add_distill

@@ -50,13 +50,15 @@ def _headline(rows: list[ReportRow], procbench: pd.DataFrame, bench: pd.DataFram
     return pd.DataFrame([line(row) for row in rows if row.headline is not None])
 
 
-def _separation(path: Path, num_videos: int) -> list[str]:
+def _separation(path: Path) -> list[str]:
     """The section of OUT/separation.csv (`stage_eval`): each student against the teacher, paired."""
     if not path.exists() or path.stat().st_size < 2:
         return []
     table = pd.read_csv(path)
     return ["## Students against the teacher, paired", "",
-            f"The same {num_videos} train prompts and seeds for A and B. Each total has its own bootstrap 95% "
+            "The same train prompts and seeds for A and B (`videos` of them; the rows on more videos score "
+            "each student and the teacher at its steps again, the headline rows' first videos among them). "
+            "Each total has its own bootstrap 95% "
             "interval; A - B resamples the videos of both together (video i against video i), so what the "
             "prompts and seeds share cancels and its interval is narrower. An interval of A - B that "
             "excludes 0 separates the two.", "", markdown_table(table)]
@@ -103,6 +105,7 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
     frontier = frontier.sort_values(["steps", "row"])
     stage_rows = pd.DataFrame([{"stage": s, "wall": fmt_seconds(stages.wall(s)),
                                 "finished": stages.data["stages"].get(s, {}).get("finished", ""),
+                                "process": stages.data["stages"][s].get("process", "main"),
                                 **_cpu_columns(stages.data["stages"][s].get("cpu") or {})}
                                for s in STAGES if s in stages.data["stages"]])
     toy_table = pd.read_csv(toy_dir / "useless.csv").round(4) if (toy_dir / "useless.csv").exists() else None
@@ -119,8 +122,8 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
         "```",
         "",
         f"- commit `{git_commit()}`, written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- wall time of the pipeline (sum of the stages from teacher to toy): "
-        f"**{fmt_seconds(stages.pipeline_wall())}**",
+        f"- wall time of the pipeline: **{fmt_seconds(stages.pipeline_wall())}** (the stages from teacher to "
+        "toy of the main process, plus its wait for the side process, whose stages ran beside its own: `--jobs 2`)",
         f"- Python {sys.version.split()[0]}, torch {_torch_version()}, {os.cpu_count()} CPU cores",
         "",
         "## Headline",
@@ -131,7 +134,7 @@ def stage_report(p: Paths, preset: Preset, stages: StageLog, command: str) -> di
         "teacher on the same prompts and seeds.",
         "",
         markdown_table(head),
-        *_separation(p.out / "separation.csv", preset.num_videos),
+        *_separation(p.out / "separation.csv"),
         "## AccVideo against the teacher at its step count",
         "",
         *([] if preset.trajectory_only else [

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -61,40 +62,65 @@ class Paths:
 
 
 class StageLog:
-    """OUT/stages.json: when each stage finished and how long it took (summed over resumed runs)."""
+    """OUT/stages.json: when each stage finished and how long it took (summed over resumed runs).
+
+    With `reproduce --jobs 2` a second process writes it too: every write reloads the file under
+    a lock and changes only its own stage, and `done` reads the file again."""
 
     def __init__(self, out: Path):
         self.path = out / "stages.json"
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"stages": {}}
+        self.data = self._read()
+
+    def _read(self) -> dict:
+        return json.loads(self.path.read_text()) if self.path.exists() else {"stages": {}}
 
     def done(self, stage: str) -> bool:
+        self.data = self._read()
         return stage in self.data["stages"] and self.data["stages"][stage].get("finished") is not None
 
-    def _add(self, stage: str, seconds: float) -> dict:
-        entry = self.data["stages"].setdefault(stage, {"wall_s": 0.0, "finished": None})
+    def _update(self, change) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            self.data = self._read()
+            change(self.data)
+            atomic_write_text(self.path, json.dumps(self.data, indent=2))
+
+    @staticmethod
+    def _add(data: dict, stage: str, seconds: float) -> dict:
+        entry = data["stages"].setdefault(stage, {"wall_s": 0.0, "finished": None})
         entry["wall_s"] = round(entry["wall_s"] + seconds, 1)
         return entry
 
     def add_partial(self, stage: str, seconds: float) -> None:
-        self._add(stage, seconds)
-        self._write()
+        self._update(lambda data: self._add(data, stage, seconds))
 
     def finish(self, stage: str, seconds: float, **extra) -> None:
-        entry = self._add(stage, seconds)
-        entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        entry.update(extra)
-        self._write()
+        def change(data):
+            entry = self._add(data, stage, seconds)
+            entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            entry.update(extra)
+
+        self._update(change)
+
+    def add_join_wait(self, seconds: float) -> None:
+        """Time the main process waited at the end of its branch for the side process (`--jobs 2`)."""
+        def change(data):
+            data["join_wait_s"] = round(data.get("join_wait_s", 0.0) + seconds, 1)
+
+        self._update(change)
 
     def wall(self, stage: str) -> float:
         return float(self.data["stages"].get(stage, {}).get("wall_s", 0.0))
 
     def pipeline_wall(self) -> float:
         """The pipeline's wall time: its computing stages, not `report` and `bundle`, which only
-        write out what the others measured (and rerun on every call)."""
-        return sum(self.wall(s) for s in STAGES if s not in ("report", "bundle"))
-
-    def _write(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.data, indent=2))
+        write out what the others measured (and rerun on every call). Stages of the side process
+        (`--jobs 2`) ran beside the main process's: they count only through the main process's
+        wait for them."""
+        main = [s for s in STAGES if s not in ("report", "bundle")
+                and self.data["stages"].get(s, {}).get("process") != "side"]
+        return sum(self.wall(s) for s in main) + float(self.data.get("join_wait_s", 0.0))
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -186,25 +212,35 @@ def stage_eval(p: Paths, preset: Preset) -> dict:
     table = pd.DataFrame(rows)
     table.to_csv(p.out / "procbench.csv", index=False)
     pairs = separation_rows(scorers["train"], report, [r for r in rows if r["split"] == "train"])
+    if preset.separation_videos > preset.num_videos:
+        # each student against the teacher at its own steps again, on more videos: both are cheap
+        # (few steps), and their difference is what the headline claims
+        wide = Scorer(str(p.teacher), p.scores / f"n{preset.separation_videos}", "train", preset.separation_videos)
+        by_label = {row.label: row for row in report}
+        labels = dict.fromkeys(label for row in report if row.versus for label in (row.label, row.versus[0]))
+        scored = [wide.score(label, str(by_label[label].model), by_label[label].steps) for label in labels]
+        pairs += separation_rows(wide, report, scored, own_steps_only=True)
     pd.DataFrame(pairs).to_csv(p.out / "separation.csv", index=False)
     return {"rows": len(rows), "pairs": len(pairs)}
 
 
-def separation_rows(scorer: Scorer, rows, scored: list[dict]) -> list[dict]:
-    """Each student against its `versus` rows on the same prompts and seeds: both totals with
-    their own 95% intervals, whether those overlap, and A - B with its paired 95% interval (an
-    interval that excludes 0 separates them even where the separate intervals overlap). A pair
-    whose rows have no cached reads (scored before reads were kept) is left out."""
+def separation_rows(scorer: Scorer, rows, scored: list[dict], own_steps_only: bool = False) -> list[dict]:
+    """Each student against its `versus` rows (`own_steps_only`: the first, the teacher at the
+    student's steps) on the same prompts and seeds: both totals with their own 95% intervals,
+    whether those overlap, and A - B with its paired 95% interval (an interval that excludes 0
+    separates them even where the separate intervals overlap). A pair whose rows have no cached
+    reads (scored before reads were kept) is left out."""
     totals = {r["row"]: r for r in scored}
     out = []
     for row in rows:
-        for other in row.versus:
+        for other in row.versus[:1] if own_steps_only else row.versus:
             diff = scorer.paired(row.label, other)
             if diff is None:
                 continue
             (a_lo, a_hi), (b_lo, b_hi) = totals[row.label]["total_ci"], totals[other]["total_ci"]
             lo, hi = diff["total_ci"]
-            out.append({"A": row.headline or row.label, "B": other, "A total": totals[row.label]["total"],
+            out.append({"A": row.headline or row.label, "B": other, "videos": scorer.num_videos,
+                        "A total": totals[row.label]["total"],
                         "A 95% CI": f"[{a_lo:.2f}, {a_hi:.2f}]", "B total": totals[other]["total"],
                         "B 95% CI": f"[{b_lo:.2f}, {b_hi:.2f}]", "intervals overlap": a_lo <= b_hi and b_lo <= a_hi,
                         "A - B (paired)": round(diff["total"], 2), "paired 95% CI": f"[{lo:+.2f}, {hi:+.2f}]",
