@@ -112,7 +112,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path 
         todo = [s for s in STAGES if (not only or s in only)]
     branch = _SideProcess(p, preset, stages) if jobs == 2 else None
     try:
-        _run_stages(todo, runners, stages, branch, side, jobs, bool(only))
+        _run_stages(todo, runners, stages, branch, side, bool(only))
     except BaseException:
         if branch is not None:
             branch.stop()  # its stages resume from their checkpoints on the next run
@@ -120,7 +120,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path 
     return stages.data
 
 
-def _run_stages(todo: list[str], runners: dict, stages: StageLog, branch: _SideProcess | None, side: bool, jobs: int,
+def _run_stages(todo: list[str], runners: dict, stages: StageLog, branch: _SideProcess | None, side: bool,
                 only: bool) -> None:
     with tqdm(total=len(todo), desc="reproduce (side)" if side else "reproduce", unit="stage") as bar:
         for stage in todo:
@@ -151,8 +151,8 @@ def _run_stages(todo: list[str], runners: dict, stages: StageLog, branch: _SideP
             info = {**info, "cpu": cpu_share(before, cpu_sample())}
             if stage == "teacher" and info.get("teacher_wall_s") and seconds < 0.5 * info["teacher_wall_s"]:
                 seconds = float(info["teacher_wall_s"])  # trained earlier by the same command: its own clock
-            stages.finish(stage, seconds, **info, **({"process": "side" if side else "main"} if jobs == 2 or side
-                                                     else {}))
+            parallel = branch is not None or side
+            stages.finish(stage, seconds, **info, **({"process": "side" if side else "main"} if parallel else {}))
             log.info("stage %s: done in %s", stage, fmt_seconds(seconds))
             bar.update(1)
     if branch is not None and branch.proc is not None:
