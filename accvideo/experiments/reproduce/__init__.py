@@ -198,9 +198,7 @@ class _SideProcess:
             rc = self.proc.wait()
         finally:
             waited = time.perf_counter() - start
-            self.log_file.close()
-            self.proc, self.log_file = None, None
-            torch.set_num_threads(self.threads)
+            self._close()
         if rc != 0:
             raise RuntimeError(f"the side process ({', '.join(SIDE_STAGES)}) failed with exit code {rc}; "
                                f"see {self.p.out / 'side.log'}, then rerun the command to resume")
@@ -210,6 +208,11 @@ class _SideProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        """After the side process ended: its log closed, the main process back to its own threads."""
         if self.log_file is not None:
             self.log_file.close()
         self.proc, self.log_file = None, None
+        torch.set_num_threads(self.threads)
