@@ -243,6 +243,51 @@ def test_run_procbench_end_to_end(tiny_pipeline_dir):
         run_procbench("no-such-model", num_videos=1)
 
 
+def test_generate_videos_batched_matches_one_at_a_time(tiny_pipeline_dir):
+    """Batches keep each pair's own prompt and seed: the same latents as `generate` alone, up to rounding."""
+    from accvideo.eval.procbench import generate_videos
+    from accvideo.generation import generate
+
+    model = load_model(tiny_pipeline_dir)
+    pairs = [("a red circle moving left", 3), ("a blue square moving up", 8), ("a green triangle moving down", 5)]
+    videos, results = generate_videos(model, pairs, num_steps=3, batch_size=2)  # a batch of 2, then one alone
+    assert [(r.prompt, r.seed) for r in results] == pairs and len(videos) == 3
+    for (prompt, seed), result in zip(pairs, results):
+        alone = generate(model, prompt, seed=seed, num_steps=3)
+        assert result.nfe == alone.nfe and result.video.shape == alone.video.shape
+        assert (result.latents - alone.latents).abs().max() < 1e-4
+        assert np.abs(result.video.astype(int) - alone.video.astype(int)).max() <= 1
+    assert (results[0].latents - results[1].latents).abs().max() > 0.1  # distinct pairs, distinct videos
+    assert set(results[0].timings) == {"text_encoder", "denoising", "vae_decode", "total"}
+    with pytest.raises(ValueError, match="`batch_size`.*positive.*0"):
+        generate_videos(model, pairs, batch_size=0)
+
+
+def test_scorer_reference_kept_on_disk_and_agreement_off(tiny_pipeline_dir, tmp_path, monkeypatch):
+    """A second scorer on the same cache (another process, in `reproduce --jobs 2`) reuses the saved
+    reference videos; `agreement=False` never samples the reference; a damaged file is made again."""
+    import accvideo.eval.scorer as scorer_module
+    from accvideo.eval.scorer import Scorer
+
+    calls = []
+    real_generate = scorer_module.generate_videos
+    def counted(model, pairs, steps, **kw):
+        calls.append(steps)
+        return real_generate(model, pairs, steps, **kw)
+
+    monkeypatch.setattr(scorer_module, "generate_videos", counted)
+    teacher = str(tiny_pipeline_dir)
+    first = Scorer(teacher, tmp_path / "scores", "train", 2).score("one step", teacher, 1)
+    assert calls == [1, 4] and (tmp_path / "scores" / "reference-train-n2.npz").exists()  # the row, the reference
+    second = Scorer(teacher, tmp_path / "scores", "train", 2).score("two steps", teacher, 2)
+    assert calls == [1, 4, 2] and "psnr" in first and "psnr" in second  # the reference came from disk
+    totals = Scorer(teacher, tmp_path / "wide", "train", 2, agreement=False).score("one step", teacher, 1)
+    assert calls == [1, 4, 2, 1] and "psnr" not in totals and totals["total"] == first["total"]
+    (tmp_path / "scores" / "reference-train-n2.npz").write_bytes(b"damaged")
+    assert "psnr" in Scorer(teacher, tmp_path / "scores", "train", 2).score("three steps", teacher, 3)
+    assert calls == [1, 4, 2, 1, 3, 4]
+
+
 def test_eval_cli_json_csv_plot(tiny_pipeline_dir, tmp_path, capsys):
     csv, plot = tmp_path / "e.csv", tmp_path / "e.png"
     code = main(["eval", "--model", str(tiny_pipeline_dir), "--steps", "1", "--split", "train", "--num-videos", "2",

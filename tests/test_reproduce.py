@@ -70,7 +70,7 @@ def test_decoder_stage_trains_the_bundled_recipe():
     from accvideo.training.recipes.decoder import DecoderDistillConfig
     from accvideo.util.config import apply_overrides, to_dict
 
-    assert STAGES.index("gpd") + 1 == STAGES.index("decoder") == STAGES.index("eval") - 1
+    assert STAGES.index("gpd") + 1 == STAGES.index("decoder") < STAGES.index("eval")
     provenance = json.loads((Path(__file__).resolve().parents[1] / "assets" / "tiny-decoder" / "provenance.json")
                             .read_text())
     bundled = provenance["config"]
@@ -130,11 +130,14 @@ def test_decoder_stage_gives_its_synvid_to_a_synvid_source(tmp_path, monkeypatch
 @pytest.mark.slow
 def test_reproduce_smoke_end_to_end(tmp_path):
     out, results = tmp_path / "run", tmp_path / "docs" / "RESULTS.md"
-    # `--jobs 2`: gpd and decoder in a second process beside synvid and accvideo
+    # `--jobs 2`: gpd, decoder and teacher-eval in a second process beside synvid and accvideo
     data = run_reproduce(out, "smoke", results=results, bundle_dir=tmp_path / "assets", jobs=2)
     assert all(data["stages"][s]["finished"] for s in STAGES)
     assert {s: data["stages"][s]["process"] for s in STAGES} == \
-        {s: "side" if s in ("gpd", "decoder") else "main" for s in STAGES}
+        {s: "side" if s in ("gpd", "decoder", "teacher-eval") else "main" for s in STAGES}
+    # the teacher's rows, scored beside the students' training: train teacher@50/5/2/10, held-out
+    # teacher@50/5, and teacher@5 on the separation videos; eval read them and the saved reference
+    assert data["stages"]["teacher-eval"]["rows"] == 7 and (out / "scores" / "reference-train-n2.npz").exists()
     assert "stage gpd: done" in (out / "side.log").read_text() and data["join_wait_s"] >= 0
     # the decoder waited for the synvid stage it learns from
     assert data["stages"]["decoder"]["finished"] >= data["stages"]["synvid"]["finished"]
@@ -167,6 +170,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     wide = {r: json.loads((out / "scores" / "n3" / f"train-{r.replace(' ', '_')}.json").read_text())
             for r in ("+ adversarial", "gpd", "teacher@5")}
     assert all(row["num_videos"] == 3 for row in wide.values())
+    assert not any("psnr" in row for row in wide.values())  # totals only: no 50-step reference videos
     for (_, pair), a in zip(pairs.iterrows(), ("+ adversarial", "+ adversarial", "gpd", "gpd", "+ adversarial", "gpd")):
         totals = {r: row["total"] for r, row in wide.items()} if pair.videos == 3 else train["total"]
         assert pair["A - B (paired)"] == pytest.approx(totals[a] - totals[pair.B], abs=0.011)
@@ -184,7 +188,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
         assert provenance["reproduce"]["command"].startswith("python -m accvideo reproduce")
         # the same pipeline wall time as RESULTS.md: the main process's computing stages (not report
         # and bundle), plus its wait for the side process
-        main_stages = [s for s in STAGES if s not in ("report", "bundle", "gpd", "decoder")]
+        main_stages = [s for s in STAGES if s not in ("report", "bundle", "gpd", "decoder", "teacher-eval")]
         assert provenance["reproduce"]["pipeline_wall_s"] == pytest.approx(
             sum(data["stages"][s]["wall_s"] for s in main_stages) + data["join_wait_s"], abs=0.11)
         assert "procbench_train" in provenance["scores"]
@@ -240,7 +244,7 @@ def test_failed_side_process_stops_the_run_and_names_its_log(tmp_path, monkeypat
     for stage in ("teacher", "synvid", "accvideo", "eval"):
         monkeypatch.setattr(reproduce, f"stage_{stage}", lambda p, s, stage=stage: ran.append(stage) or {})
     monkeypatch.setitem(PRESETS, "only-here", replace(PRESETS["smoke"]))
-    with pytest.raises(RuntimeError, match=r"side process \(gpd, decoder\) failed .*side\.log"):
+    with pytest.raises(RuntimeError, match=r"side process \(gpd, decoder, teacher-eval\) failed .*side\.log"):
         run_reproduce(tmp_path, preset="only-here", jobs=2)
     assert ran == ["teacher", "synvid", "accvideo"]
     assert "`preset` must be one of" in (tmp_path / "side.log").read_text()

@@ -233,9 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-dir", default=None, help="also bundle tiny-teacher, tiny-accvideo, tiny-gpd and "
                    "tiny-decoder here (assets to replace the bundled models)")
     p.add_argument("--stages", default="", help="run only these stages (comma-separated), e.g. report")
-    p.add_argument("--jobs", type=int, default=1, help="2: gpd and decoder in a second process beside synvid and "
-                   "accvideo, one torch thread each (in docs/RESULTS.md the side's 73 min cost the main process "
-                   "19 min of waiting)")
+    p.add_argument("--jobs", type=int, default=1, help="2: gpd, decoder and the teacher's own ProcBench rows "
+                   "(teacher-eval) in a second process beside synvid and accvideo, one torch thread each")
     p.add_argument("--side-process", action="store_true", help=argparse.SUPPRESS)  # what --jobs 2 starts
     p.set_defaults(func=cmd_reproduce)
 

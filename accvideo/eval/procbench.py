@@ -232,20 +232,57 @@ def _load(model):
     return model, model.label
 
 
+EVAL_BATCH = 8  # videos per sampler call: about 1.65x the videos per second of one at a time on this CPU
+
+
 def generate_videos(model, pairs: list[tuple[str, int]], num_steps: int | None = None,
                     guidance_scale: float | None = None, sigmas: torch.Tensor | None = None,
-                    desc: str = "generate") -> tuple[list[np.ndarray], list]:
+                    desc: str = "generate", batch_size: int = EVAL_BATCH) -> tuple[list[np.ndarray], list]:
     """Generate one video per (prompt, seed) with `model` (a LoadedModel). Unset arguments take the
-    model's sampling defaults (a student's saved `sigmas` schedule too; see `resolve_sampling`)."""
+    model's sampling defaults (a student's saved `sigmas` schedule too; see `resolve_sampling`).
+
+    `batch_size` pairs go through the sampler together: each keeps its own prompt and seed's noise,
+    so a video matches the one `generate` makes alone up to float rounding (a pixel level at most,
+    tested). Timings are the batch's split evenly over its videos. A model with a cache policy
+    is sampled one video at a time (its skip decisions are per call)."""
     from accvideo.generation import generate, resolve_sampling
 
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer but is {batch_size!r}.")
     spec = resolve_sampling(model, num_steps=num_steps, guidance_scale=guidance_scale, sigmas=sigmas)
+    if model.cache is not None:
+        batch_size = 1
     videos, results = [], []
-    for prompt, seed in tqdm(pairs, desc=desc, leave=False):
-        result = generate(model, prompt, seed=seed, spec=spec)
-        results.append(result)
-        videos.append(result.video)
+    with tqdm(total=len(pairs), desc=desc, leave=False) as bar:
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            done = [generate(model, *chunk[0], spec=spec)] if len(chunk) == 1 else _generate_batch(model, chunk, spec)
+            results += done
+            videos += [r.video for r in done]
+            bar.update(len(chunk))
     return videos, results
+
+
+@torch.inference_mode()
+def _generate_batch(model, chunk: list[tuple[str, int]], spec) -> list:
+    """`generate` for B (prompt, seed) pairs in one sampler run: B results, timings split evenly."""
+    from accvideo.generation import GenerationResult, decode, denoise, encode, prepare_noise
+
+    start = time.perf_counter()
+    conditioning = encode(model, [prompt for prompt, _ in chunk], spec)
+    text_s = time.perf_counter() - start
+    x_0 = denoise(model, conditioning, prepare_noise(model, [seed for _, seed in chunk], spec), spec).x_0
+    denoise_s = time.perf_counter() - start - text_s
+    videos = [decode(model, x_0[j:j + 1]) for j in range(len(chunk))]
+    total_s = time.perf_counter() - start
+    share = {"text_encoder": text_s, "denoising": denoise_s, "vae_decode": total_s - text_s - denoise_s,
+             "total": total_s}
+    return [GenerationResult(video=video, latents=x_0[j:j + 1].cpu(), prompt=prompt, seed=int(seed),
+                             num_steps=spec.num_steps, guidance_scale=spec.guidance_scale, nfe=spec.nfe,
+                             sigmas=spec.sigma_tensor(), timings={k: v / len(chunk) for k, v in share.items()},
+                             embedded_guidance_scale=spec.embedded_guidance_scale, sampler=spec.sampler,
+                             decoder="tiny" if model.decoder is not None else "full")
+            for j, (video, (prompt, seed)) in enumerate(zip(videos, chunk))]
 
 
 def run_procbench(model, num_steps: int | None = None, split: str = "train", num_videos: int = 12,

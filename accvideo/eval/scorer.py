@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from accvideo.eval.dimensions import Reads, load_reads, paired_difference, save_reads, with_cis
@@ -20,7 +21,7 @@ from accvideo.eval.procbench import _load, benchmark_prompts, generate_videos, r
 from accvideo.generation import resolve_sampling
 from accvideo.models.registry import load_model
 from accvideo.training.methods.gpd import high_frequency_ratio
-from accvideo.util.io import atomic_write_text
+from accvideo.util.io import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger("accvideo.eval.scorer")
 
@@ -39,24 +40,44 @@ class Scorer:
     scoring k rows costs k generations, not 2k (the reference row itself reuses them). A row
     whose JSON exists is read, not rescored. Every model is scored against real clips of its
     own world (`world_of_model`), with bootstrap 95% intervals (`<name>_ci`).
+
+    `agreement=False` leaves out the reference and what needs it (`psnr`, `motion_ratio`; neither is
+    in the total): a row then costs only its own videos, not the teacher's many-step ones.
     """
 
     def __init__(self, teacher, cache: str | Path, split: str = "train", num_videos: int = 32,
-                 teacher_steps: int | None = None):
-        self.teacher, self.split, self.num_videos = teacher, split, num_videos
+                 teacher_steps: int | None = None, agreement: bool = True):
+        self.teacher, self.split, self.num_videos, self.agreement = teacher, split, num_videos, agreement
         self.teacher_steps = teacher_steps or resolve_sampling(load_model(teacher)).num_steps
         self.cache = Path(cache)
         self.cache.mkdir(parents=True, exist_ok=True)
         self._reference: tuple[list, list] | None = None
 
     def reference_videos(self) -> list:
-        """The reference's videos of the scorer's (prompt, seed) pairs (uint8 (T, H, W, 3) each)."""
+        """The reference's videos of the scorer's (prompt, seed) pairs (uint8 (T, H, W, 3) each).
+
+        Kept beside the rows (`reference-<split>-n<N>.npz`), so a second scorer on the same cache,
+        in another process, reuses them instead of sampling the teacher's many steps again."""
+        if self._reference is None and self._reference_file.exists():
+            try:
+                with np.load(self._reference_file) as saved:
+                    videos = list(saved["videos"])
+                if len(videos) == self.num_videos:
+                    return videos
+            except (OSError, ValueError, KeyError) as e:  # a cache: a damaged one is made again
+                log.warning("reference videos %s unreadable (%s); sampling them again", self._reference_file, e)
         return self._reference_run()[0]
+
+    @property
+    def _reference_file(self) -> Path:
+        return self.cache / f"reference-{self.split}-n{self.num_videos}.npz"
 
     def _reference_run(self) -> tuple[list, list]:
         if self._reference is None:
             pairs = benchmark_prompts(self.split, self.num_videos)
             self._reference = generate_videos(_load(self.teacher)[0], pairs, self.teacher_steps, desc="reference")
+            videos = np.stack(self._reference[0])
+            atomic_write_bytes(self._reference_file, lambda f: np.savez(f, videos=videos))
         return self._reference
 
     def score(self, label: str, model, num_steps: int | None = None, num_videos: int | None = None) -> dict:
@@ -70,13 +91,13 @@ class Scorer:
             return json.loads(path.read_text())
         pairs = benchmark_prompts(self.split, num_videos)
         loaded = _load(model)[0]
-        is_reference = model == self.teacher and num_steps == self.teacher_steps
+        is_reference = self.agreement and model == self.teacher and num_steps == self.teacher_steps
         if is_reference:
             videos, results = (x[:num_videos] for x in self._reference_run())
         else:
             videos, results = generate_videos(loaded, pairs, num_steps, desc=f"procbench {label}")
         reads, _ = read_videos(videos, [p for p, _ in pairs], [s for _, s in pairs],
-                               None if is_reference else self.reference_videos()[:num_videos],
+                               None if is_reference or not self.agreement else self.reference_videos()[:num_videos],
                                world=world_of_model(loaded))
         scores = with_cis(reads)
         first = results[0]

@@ -54,6 +54,7 @@ from accvideo.experiments.reproduce.stages import (
     stage_gpd,
     stage_synvid,
     stage_teacher,
+    stage_teacher_eval,
     stage_toy,
 )
 from accvideo.util.cpu import cpu_sample, cpu_share
@@ -64,9 +65,9 @@ __all__ = ["PRESETS", "STAGES", "Paths", "Preset", "ReportRow", "StageLog", "rep
 log = logging.getLogger("accvideo.experiments.reproduce")
 
 
-# With `--jobs 2` a second process runs these, beside the main one's synvid and accvideo: neither
+# With `--jobs 2` a second process runs these, beside the main one's synvid and accvideo: none
 # needs a student, and the decoder waits for the synvid stage (it learns its final states).
-SIDE_STAGES = ("gpd", "decoder")
+SIDE_STAGES = ("gpd", "decoder", "teacher-eval")
 POLL_S = 10.0
 
 
@@ -99,6 +100,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path 
         "accvideo": lambda: stage_accvideo(p, settings),
         "gpd": lambda: stage_gpd(p, settings),
         "decoder": lambda: stage_decoder(p, settings),
+        "teacher-eval": lambda: stage_teacher_eval(p, settings),
         "eval": lambda: stage_eval(p, settings),
         "bench": lambda: stage_bench(p, settings),
         "toy": lambda: stage_toy(p, settings),

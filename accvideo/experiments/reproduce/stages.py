@@ -28,7 +28,8 @@ from accvideo.util.io import atomic_write_text
 from accvideo.world import SPLITS as WORLD_SPLITS
 from accvideo.world import prompt_for
 
-STAGES = ("teacher", "synvid", "accvideo", "gpd", "decoder", "eval", "bench", "toy", "report", "bundle")
+STAGES = ("teacher", "synvid", "accvideo", "gpd", "decoder", "teacher-eval", "eval", "bench", "toy", "report",
+          "bundle")
 
 
 @dataclass
@@ -205,20 +206,51 @@ def stage_decoder(p: Paths, preset: Preset) -> dict:
             **{k: check[k] for k in ("psnr_db", "decode_speedup") if k in check}}
 
 
-def stage_eval(p: Paths, preset: Preset) -> dict:
+def _scorers(p: Paths, preset: Preset) -> tuple[dict[str, Scorer], Scorer | None]:
+    """The 96-video scorer of each split, and the separation scorer (None: the preset has none).
+
+    The separation one scores totals only: each student against the teacher at its own steps
+    again, on more videos; both are cheap (few steps), and their difference is what the headline
+    claims. Without agreement it needs no 50-step reference videos."""
     scorers = {split: Scorer(str(p.teacher), p.scores, split, preset.num_videos) for split in SPLITS}
+    wide = None
+    if preset.separation_videos > preset.num_videos:
+        wide = Scorer(str(p.teacher), p.scores / f"n{preset.separation_videos}", "train", preset.separation_videos,
+                      agreement=False)
+    return scorers, wide
+
+
+def _separation_labels(report) -> list[str]:
+    """Each student with a `versus` and the teacher at its steps, once each, in row order."""
+    return list(dict.fromkeys(label for row in report if row.versus for label in (row.label, row.versus[0])))
+
+
+def stage_teacher_eval(p: Paths, preset: Preset) -> dict:
+    """The teacher's own rows, at every step count, on both splits and on the separation videos
+    (and so the reference videos every later row's PSNR needs). None needs a student: with
+    `--jobs 2` the side process scores them while the main one trains, and `eval` reads them."""
+    scorers, wide = _scorers(p, preset)
+    report = report_rows(p, preset)
+    rows = [scorers[split].score(row.label, str(row.model), row.steps)
+            for split, row in procbench_rows(report) if row.model == p.teacher]
+    if wide is not None:
+        by_label = {row.label: row for row in report}
+        rows += [wide.score(label, str(p.teacher), by_label[label].steps)
+                 for label in _separation_labels(report) if by_label[label].model == p.teacher]
+    return {"rows": len(rows)}
+
+
+def stage_eval(p: Paths, preset: Preset) -> dict:
+    scorers, wide = _scorers(p, preset)
     report = report_rows(p, preset)  # once: it loads the teacher to read its step count
     rows = [scorers[split].score(row.label, str(row.model), row.steps) for split, row in procbench_rows(report)]
     table = pd.DataFrame(rows)
     table.to_csv(p.out / "procbench.csv", index=False)
     pairs = separation_rows(scorers["train"], report, [r for r in rows if r["split"] == "train"])
-    if preset.separation_videos > preset.num_videos:
-        # each student against the teacher at its own steps again, on more videos: both are cheap
-        # (few steps), and their difference is what the headline claims
-        wide = Scorer(str(p.teacher), p.scores / f"n{preset.separation_videos}", "train", preset.separation_videos)
+    if wide is not None:
         by_label = {row.label: row for row in report}
-        labels = dict.fromkeys(label for row in report if row.versus for label in (row.label, row.versus[0]))
-        scored = [wide.score(label, str(by_label[label].model), by_label[label].steps) for label in labels]
+        scored = [wide.score(label, str(by_label[label].model), by_label[label].steps)
+                  for label in _separation_labels(report)]
         pairs += separation_rows(wide, report, scored, own_steps_only=True)
     pd.DataFrame(pairs).to_csv(p.out / "separation.csv", index=False)
     return {"rows": len(rows), "pairs": len(pairs)}
