@@ -288,6 +288,30 @@ def test_scorer_reference_kept_on_disk_and_agreement_off(tiny_pipeline_dir, tmp_
     assert calls == [1, 4, 2, 1, 3, 4]
 
 
+def test_real_clip_reads_are_kept_per_process(monkeypatch):
+    """Every row of a benchmark reads the same real clips: a second read of the same prompts and
+    seeds renders none and gives the same reads; another world is another key."""
+    import dataclasses
+
+    import accvideo.eval.procbench as procbench
+    from accvideo.eval.dimensions import with_cis
+    from accvideo.eval.procbench import read_videos
+
+    pairs = benchmark_prompts("train", 3)
+    prompts, seeds = [p for p, _ in pairs], [s for _, s in pairs]
+    videos = [real_videos(p, s + 100, 1)[0] for p, s in pairs]
+    rendered = []
+    real = procbench.real_clips
+    monkeypatch.setattr(procbench, "real_clips", lambda *a: rendered.append(a[:2]) or real(*a))
+    monkeypatch.setattr(procbench, "_REAL_READS", {})
+    first, _ = read_videos(videos, prompts, seeds)
+    assert len(rendered) == 3
+    again, _ = read_videos(videos, prompts, seeds)
+    assert len(rendered) == 3 and with_cis(again, 50) == with_cis(first, 50)
+    read_videos(videos, prompts, seeds, world=dataclasses.replace(procbench.WorldConfig(), num_distractors=(1, 1)))
+    assert len(rendered) == 6
+
+
 def test_eval_cli_json_csv_plot(tiny_pipeline_dir, tmp_path, capsys):
     csv, plot = tmp_path / "e.csv", tmp_path / "e.png"
     code = main(["eval", "--model", str(tiny_pipeline_dir), "--steps", "1", "--split", "train", "--num-videos", "2",

@@ -116,3 +116,24 @@ def test_micro_batches_accumulate(tmp_path):
     method = LinearMethod()
     run_training(method, config(steps=2, grad_accum=3), config(), tmp_path)
     assert method.batches == 6
+
+
+def test_compile_trains_as_eager_and_leaves_the_module_plain(tmp_path):
+    """`trainer.compile`: the trainables run compiled during the run (the EMA's copy is not),
+    train to the same weights as without, and are plain again after it: a model the run borrowed
+    (GPD's teacher, a cached pipeline) goes back to its other users as it came."""
+    eager = LinearMethod()
+    run_training(eager, config(), config(), tmp_path / "eager")
+    method, seen = LinearMethod(), []
+    ema = EMA("model", 0.5)
+    original_loss = method.loss
+
+    def loss(phase, batch, wrapped, step):
+        seen.append((wrapped["model"]._compiled_call_impl is not None, ema.model._compiled_call_impl is not None))
+        return original_loss(phase, batch, wrapped, step)
+
+    method.loss = loss
+    run_training(method, config(compile=True), config(), tmp_path / "compiled", hooks=[ema])
+    assert seen == [(True, False)] * 3
+    assert torch.allclose(method.model.weight, eager.model.weight, atol=1e-5)
+    assert method.model._compiled_call_impl is None

@@ -89,6 +89,29 @@ def real_clips(prompt: str, seed: int, count: int = REAL_PER_VIDEO, world: World
     return [to_uint8(render(spec, world)) for spec in specs], specs
 
 
+_REAL_READS: dict[tuple, tuple[list, list, list]] = {}
+_REAL_READS_MAX = 50_000  # entries of about 1 KB (features and reads of `count` clips)
+
+
+def real_clip_reads(prompt: str, seed: int, count: int, world: WorldConfig) -> tuple[list, list, list]:
+    """What ProcBench reads from `real_clips(prompt, seed, count, world)`: their features, their
+    `_read` dicts and their distractor counts. The clips depend on nothing but these arguments,
+    and every row of a benchmark reads the same ones, so they are kept per process: a scorer's
+    later rows render and read only their own videos (the real clips were about 90% of a row's
+    reading). Treat the lists as read-only."""
+    key = (prompt, int(seed), count, repr(world))
+    found = _REAL_READS.get(key)
+    if found is None:
+        clips, specs = real_clips(prompt, seed, count, world)
+        detections = [detect(c) for c in clips]
+        found = ([video_features(c, d) for c, d in zip(clips, detections)],
+                 [_read(c, d) for c, d in zip(clips, detections)], [len(spec.distractors) for spec in specs])
+        if len(_REAL_READS) >= _REAL_READS_MAX:
+            _REAL_READS.clear()
+        _REAL_READS[key] = found
+    return found
+
+
 def real_videos(prompt: str, seed: int, count: int = REAL_PER_VIDEO, world: WorldConfig = WorldConfig()
                 ) -> list[np.ndarray]:
     """`count` real clips of `prompt` as uint8 (T, H, W, 3), drawn from a stream keyed by `seed`."""
@@ -173,11 +196,10 @@ def read_videos(videos: list[np.ndarray], prompts: list[str], seeds: list[int] |
         color, shape, direction = parse_prompt(prompt)
         found = detect(video)
         features.append(video_features(video, found))
-        clips, specs = real_clips(prompt, seed, real_per_video, _world_of(video, world))
-        detections = [detect(c) for c in clips]
-        real_features.append([video_features(c, d) for c, d in zip(clips, detections)])
-        real_reads.append([_read(c, d) for c, d in zip(clips, detections)])
-        truth.append([len(spec.distractors) for spec in specs])
+        clip_features, clip_reads, clip_truth = real_clip_reads(prompt, seed, real_per_video, _world_of(video, world))
+        real_features.append(clip_features)
+        real_reads.append(clip_reads)
+        truth.append(clip_truth)
         row = {"index": i, "prompt": prompt, "seed": seed, "color": color, "shape": shape, "direction": direction,
                "found": found.found, "detected_color": found.color, "detected_shape": found.shape,
                "detected_direction": found.direction,

@@ -72,6 +72,9 @@ class TrainerConfig:
     # recompute each transformer block in backward (trainables, and frozen models a method runs
     # with grad, e.g. AccVideo's teacher): far less activation memory for about 1/3 more compute
     gradient_checkpointing: bool = False
+    # torch.compile the method's transformers in place for this run (`compile_targets`, default its
+    # trainables); the first calls compile (about a minute on this CPU, cached on disk after)
+    compile: bool = False
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every"):
@@ -162,14 +165,17 @@ def run_training(method: Method, cfg: TrainerConfig, full_config, out: str | Pat
     tagged with it). hooks: e.g. `EMA`, told after every optimiser step and checkpointed.
     The method is closed at the end (its hooks removed), also when training fails.
     """
+    compiled: list[nn.Module] = []
     try:
-        return _train(method, cfg, full_config, Path(out), teacher, resume, info, stage, list(hooks))
+        return _train(method, cfg, full_config, Path(out), teacher, resume, info, stage, list(hooks), compiled)
     finally:
+        for module in compiled:  # plain again: a model the run borrowed (GPD's teacher, a cached
+            module._compiled_call_impl = None  # pipeline) goes back to its other users as it came
         method.close()
 
 
 def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, resume: bool,
-           info: distributed.DistInfo | None, stage: str | None, hooks: list[Hook]) -> dict:
+           info: distributed.DistInfo | None, stage: str | None, hooks: list[Hook], compiled: list[nn.Module]) -> dict:
     cfg.validate()
     info = info or distributed.setup()
     metrics = MetricsLog(out / "metrics.jsonl", enabled=info.is_main)
@@ -188,6 +194,11 @@ def _train(method: Method, cfg: TrainerConfig, full_config, out: Path, teacher, 
                          f"are {[h.name for h in hooks]}.")
     for hook in hooks:
         hook.setup(modules)
+    if cfg.compile:
+        targets = method.compile_targets() if hasattr(method, "compile_targets") else list(modules.values())
+        for module in targets:
+            module.compile()
+            compiled.append(module)
     if sharded:
         from torch.distributed.device_mesh import init_device_mesh
 

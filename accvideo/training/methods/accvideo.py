@@ -203,6 +203,11 @@ class AccVideoMethod:
         features into x_hat, so its blocks are checkpointed too under gradient checkpointing."""
         return {"teacher": self.teacher}
 
+    def compile_targets(self) -> list[nn.Module]:
+        """What `trainer.compile` compiles: the student (the teacher's feature hooks record from
+        Python during its calls, which a compiled graph would not replay)."""
+        return [self.student]
+
     def phases(self, step: int) -> list[str]:
         if self.cfg.lambda_adv > 0 and step >= self.cfg.adv_start:
             return ["discriminator", "student"]

@@ -214,6 +214,10 @@ class GPDStage:
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student}
 
+    def compile_targets(self) -> list[nn.Module]:
+        """What `trainer.compile` compiles: the student and the models its targets come from."""
+        return list({id(m): m for m in (self.student, self.guide, self.teacher) if m is not None}.values())
+
     def phases(self, step: int) -> list[str]:
         return ["student"]
 

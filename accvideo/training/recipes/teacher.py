@@ -76,6 +76,7 @@ class TransformerStageConfig:
     # trained without), on for v2 (configs/teacher-world-v2.yaml; short runs' EMA was mostly init)
     ema_warmup: bool = False
     grad_clip: float = 1.0
+    compile: bool = False  # torch.compile the transformer for this stage (`trainer.compile`)
 
 
 @dataclass
@@ -242,7 +243,8 @@ def train_teacher(cfg: TeacherTrainConfig, out: str | Path, resume: bool = True,
             _upgrade_checkpoint(out / "checkpoints" / "transformer.pt", "transformer")
         distributed.barrier(info)
         summary["transformer"] = run_training(
-            method, _stage_trainer(cfg, t.steps, t.batch_size, t.lr, t.warmup_steps, t.weight_decay, t.grad_clip),
+            method, dataclasses.replace(_stage_trainer(cfg, t.steps, t.batch_size, t.lr, t.warmup_steps,
+                                                       t.weight_decay, t.grad_clip), compile=t.compile),
             cfg, out, resume=resume, info=info, stage="transformer", hooks=[ema])
 
         # ---- assemble the pipeline --------------------------------------------------------
