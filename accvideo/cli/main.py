@@ -146,7 +146,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     only = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else ()
     command = "python -m accvideo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else ""
     data = run_reproduce(args.out, args.preset, args.results, args.bundle_dir, only, command, jobs=args.jobs,
-                         side=args.side_process)
+                         side=args.side_process, compile=args.compile)
     walls = {s: v.get("wall_s") for s, v in data["stages"].items()}
     print(json.dumps({"stages_wall_s": walls, "pipeline_wall_s": round(StageLog(Path(args.out)).pipeline_wall(), 1)},
                      indent=2))
@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default="", help="run only these stages (comma-separated), e.g. report")
     p.add_argument("--jobs", type=int, default=1, help="2: gpd, decoder and the teacher's own ProcBench rows "
                    "(teacher-eval) in a second process beside synvid and accvideo, one torch thread each")
+    p.add_argument("--compile", action="store_true", help="the teacher's transformer stage and GPD under "
+                   "torch.compile (docs/DISTILL.md has what it buys on a CPU)")
     p.add_argument("--side-process", action="store_true", help=argparse.SUPPRESS)  # what --jobs 2 starts
     p.set_defaults(func=cmd_reproduce)
 

@@ -35,8 +35,7 @@ def cmd_synvid(args: argparse.Namespace) -> int:
     # before the teacher loads; every rank holds the whole teacher, so the plan is per rank
     check_plan("synvid", cfg.teacher, cfg, world_size(), args.gpu_mem, check=not args.no_plan_check,
                size={"frames": cfg.num_frames, "height": cfg.height, "width": cfg.width})
-    summary = generate_synvid(cfg, args.out, limit_shards=args.limit_shards, progress=not args.no_progress,
-                              compile=args.compile)
+    summary = generate_synvid(cfg, args.out, limit_shards=args.limit_shards, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(summary.line())
     return 0
@@ -85,8 +84,6 @@ def add_parser(sub) -> None:
     p.add_argument("--limit-shards", type=int, default=None,
                    help="only shards 0..N-1 in this run (a partial run; rerun without it to finish)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--compile", action="store_true", help="the teacher's transformer under torch.compile "
-                   "(the first batches compile, about a minute on a CPU)")
     p.add_argument("--out", required=True, help="dataset folder (rerun into it to resume)")
     p.add_argument("--config", default=None, help="YAML with SynVidConfig fields (e.g. configs/*/synvid.yaml)")
     from accvideo.cli.distill import add_plan_arguments

@@ -117,16 +117,13 @@ def _progress(total: int, enabled: bool):
 
 def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | None = None,
                     model=None, progress: bool = True,
-                    trajectory_fn: Callable[..., list[Trajectory]] | None = None,
-                    compile: bool = False) -> SynVidSummary:
+                    trajectory_fn: Callable[..., list[Trajectory]] | None = None) -> SynVidSummary:
     """Generate (or finish) a SynVid dataset in `out`. Works under `python` and `torchrun`.
 
     Complete shards are kept; missing or partial ones are (re)generated. `limit_shards` = N
     considers only shards 0..N-1 in this run (a deliberate partial run; rerun without it to finish).
     `model` (a LoadedModel) may be passed preloaded (tests, the app) and runs where it was placed;
     otherwise `cfg.teacher` is loaded onto this process's device (`load_model(..., device=)`).
-    `compile`: the teacher's transformer under torch.compile for this call (plain again after it;
-    not part of the dataset's config: it changes float rounding, not what is generated).
     """
     from accvideo.generation import encode
     from accvideo.media import write_mp4
@@ -150,8 +147,6 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
                 torch.backends.cuda.matmul.allow_tf32 = True
                 torch.backends.cudnn.allow_tf32 = True
             model = load_model(cfg.teacher, device=device, dtype=cfg.compute_dtype)
-        if compile:
-            model.transformer.compile()
         config = resolve_config(cfg, model)
         # Every rank checks (same files, same answer), so all ranks fail together, none hangs in a barrier.
         check_same_config(out, config)
@@ -236,7 +231,5 @@ def generate_synvid(cfg: SynVidConfig, out: str | Path, *, limit_shards: int | N
         )
         return summary
     finally:
-        if compile and model is not None:
-            model.transformer._compiled_call_impl = None  # the shared cached pipeline stays plain
         if owns_group:
             distributed.cleanup(info)

@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -66,18 +67,20 @@ log = logging.getLogger("accvideo.experiments.reproduce")
 
 
 # With `--jobs 2` a second process runs these, beside the main one's synvid and accvideo: none
-# needs a student, and the decoder waits for the synvid stage (it learns its final states).
-SIDE_STAGES = ("gpd", "decoder", "teacher-eval")
+# needs a student, and the decoder waits for the synvid stage (it learns its final states). The
+# teacher's rows first: the accvideo stage's ablation table then finds them scored.
+SIDE_STAGES = ("teacher-eval", "gpd", "decoder")
 POLL_S = 10.0
 
 
 def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path | None = None,
                   bundle_dir: str | Path | None = None, only: tuple[str, ...] = (), command: str = "",
-                  jobs: int = 1, side: bool = False) -> dict:
+                  jobs: int = 1, side: bool = False, compile: bool = False) -> dict:
     """Run every stage not yet finished; returns OUT/stages.json's content.
 
     jobs=2: once the teacher is trained, the side stages run in a second process (`side=True`,
-    OUT/side.log), each process on one torch thread; the main process waits for it before `eval`."""
+    OUT/side.log), each process on one torch thread; the main process waits for it before `eval`.
+    compile: the teacher's transformer stage and GPD under torch.compile (`Preset.compile`)."""
     if preset not in PRESETS:
         raise ValueError(f"`preset` must be one of {sorted(PRESETS)} but is {preset!r}.")
     unknown = [s for s in only if s not in STAGES]
@@ -87,7 +90,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path 
         raise ValueError(f"`jobs` must be 1 or 2 (processes; this machine's budget is two cores) but is {jobs}.")
     if jobs == 2 and only:
         raise ValueError(f"`jobs` must be 1 when `stages` is given but is {jobs} with stages {list(only)}.")
-    settings = PRESETS[preset]
+    settings = replace(PRESETS[preset], compile=True) if compile else PRESETS[preset]
     decoder_config(settings)  # a bad decoder override fails now, not after the students
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +115,7 @@ def run_reproduce(out: str | Path, preset: str = "tiny-v2", results: str | Path 
         todo = [s for s in SIDE_STAGES if not stages.done(s)]
     else:
         todo = [s for s in STAGES if (not only or s in only)]
-    branch = _SideProcess(p, preset, stages) if jobs == 2 else None
+    branch = _SideProcess(p, preset, stages, compile) if jobs == 2 else None
     try:
         _run_stages(todo, runners, stages, branch, side, bool(only))
     except BaseException:
@@ -174,8 +177,9 @@ def _wait_for(stages: StageLog, stage: str) -> None:
 class _SideProcess:
     """The second process of `--jobs 2`: `reproduce` with the side flag, on one thread, logging to OUT/side.log."""
 
-    def __init__(self, p: Paths, preset: str, stages: StageLog):
+    def __init__(self, p: Paths, preset: str, stages: StageLog, compile: bool = False):
         self.p, self.preset, self.stages, self.proc, self.log_file = p, preset, stages, None, None
+        self.compile = compile
         self.threads = torch.get_num_threads()
         self.started = False
 
@@ -184,7 +188,7 @@ class _SideProcess:
             return
         self.started = True
         argv = [sys.executable, "-m", "accvideo", "reproduce", "--preset", self.preset, "--out", str(self.p.out),
-                "--results", str(self.p.results), "--side-process"]
+                "--results", str(self.p.results), "--side-process", *(["--compile"] if self.compile else [])]
         self.log_file = open(self.p.out / "side.log", "a")
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)

@@ -44,6 +44,9 @@ class Preset:
     separation_videos: int = 0
     bench_repeats: int = 5
     bench_warmup: int = 1
+    # the teacher's transformer stage and GPD under torch.compile (`trainer.compile`): 1.30x and
+    # 1.49x their steps per second on this CPU, AccVideo 0.98x, so not it (scripts/compile_check.py)
+    compile: bool = False
     toy_seeds: int | None = None  # None: the toy's default
     toy_points: int | None = None
 

@@ -28,7 +28,7 @@ from accvideo.util.io import atomic_write_text
 from accvideo.world import SPLITS as WORLD_SPLITS
 from accvideo.world import prompt_for
 
-STAGES = ("teacher", "synvid", "accvideo", "gpd", "decoder", "teacher-eval", "eval", "bench", "toy", "report",
+STAGES = ("teacher", "teacher-eval", "synvid", "accvideo", "gpd", "decoder", "eval", "bench", "toy", "report",
           "bundle")
 
 
@@ -137,7 +137,8 @@ def stage_teacher(p: Paths, preset: Preset) -> dict:
         # finished before (e.g. by the same `train-teacher` command): rerunning would only
         # overwrite its summary, so read it instead
         return {"teacher_wall_s": json.loads(summary_file.read_text()).get("wall_s")}
-    cfg = load_config(TeacherTrainConfig, preset.teacher_config, ["preset=tiny", *preset.teacher_overrides])
+    compiled = ["transformer.compile=true"] if preset.compile else []
+    cfg = load_config(TeacherTrainConfig, preset.teacher_config, ["preset=tiny", *preset.teacher_overrides, *compiled])
     summary = train_teacher(cfg, p.teacher_run, resume=True)
     return {"teacher_wall_s": summary.get("wall_s")}
 
@@ -170,7 +171,8 @@ def stage_accvideo(p: Paths, preset: Preset) -> dict:
 
 
 def stage_gpd(p: Paths, preset: Preset) -> dict:
-    overrides = [*preset.gpd_overrides, f"method.stage_steps=[{','.join(map(str, preset.gpd_stage_steps))}]",
+    overrides = [*preset.gpd_overrides, *(["trainer.compile=true"] if preset.compile else []),
+                 f"method.stage_steps=[{','.join(map(str, preset.gpd_stage_steps))}]",
                  f"method.teacher_steps={preset.gpd_schedule[0]}",
                  f"method.schedule=[{','.join(str(n) for n in preset.gpd_schedule[1:])}]"]
     cfg = apply_overrides(GPDDistillConfig(), overrides)

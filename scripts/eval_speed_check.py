@@ -1,8 +1,10 @@
 """Does sampling ProcBench's videos in batches change them, and how much faster is it? The same
 (prompt, seed) pairs through `procbench.generate_videos` one at a time and `--batch` at a time:
 seconds for each, the largest pixel difference between the two sets, and both ProcBench totals.
+Also the seconds of reading each set: the first read renders and reads the real clips, the second
+finds them kept (`procbench.real_clip_reads`), as every later row of a scorer does.
 
-    OMP_NUM_THREADS=1 python scripts/eval_batch_check.py --model tiny-teacher --steps 50 --num-videos 48
+    OMP_NUM_THREADS=1 python scripts/eval_speed_check.py --model tiny-teacher --steps 50 --num-videos 48
 
 Prints one JSON object.
 """
@@ -41,7 +43,9 @@ def main() -> None:
         start = time.perf_counter()
         videos[name], _ = generate_videos(model, pairs, args.steps, batch_size=batch, desc=name)
         out[f"{name}_s"] = round(time.perf_counter() - start, 2)
+        start = time.perf_counter()
         reads, _ = read_videos(videos[name], prompts, seeds, world=world_of_model(model))
+        out[f"{name}_read_s"] = round(time.perf_counter() - start, 2)
         out[f"{name}_total"] = round(with_cis(reads)["total"], 3)
     out["speedup"] = round(out["one_at_a_time_s"] / out["batched_s"], 2)
     out["max_pixel_difference"] = max(int(np.abs(a.astype(int) - b.astype(int)).max())
