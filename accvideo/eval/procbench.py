@@ -254,7 +254,7 @@ def _load(model):
     return model, model.label
 
 
-EVAL_BATCH = 8  # videos per sampler call: about 1.65x the videos per second of one at a time on this CPU
+EVAL_BATCH = 8  # videos per sampler call: 1.55x the videos per second of one at a time (eval_speed_check.py)
 
 
 def generate_videos(model, pairs: list[tuple[str, int]], num_steps: int | None = None,

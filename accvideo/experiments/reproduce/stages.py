@@ -209,7 +209,7 @@ def stage_decoder(p: Paths, preset: Preset) -> dict:
 
 
 def _scorers(p: Paths, preset: Preset) -> tuple[dict[str, Scorer], Scorer | None]:
-    """The 96-video scorer of each split, and the separation scorer (None: the preset has none).
+    """The `num_videos` scorer of each split, and the separation scorer (None: the preset has none).
 
     The separation one scores totals only: each student against the teacher at its own steps
     again, on more videos; both are cheap (few steps), and their difference is what the headline
