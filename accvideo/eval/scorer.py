@@ -52,20 +52,23 @@ class Scorer:
         self.cache = Path(cache)
         self.cache.mkdir(parents=True, exist_ok=True)
         self._reference: tuple[list, list] | None = None
+        self._saved: list | None = None  # the reference videos another scorer saved
 
     def reference_videos(self) -> list:
         """The reference's videos of the scorer's (prompt, seed) pairs (uint8 (T, H, W, 3) each).
 
         Kept beside the rows (`reference-<split>-n<N>.npz`), so a second scorer on the same cache,
         in another process, reuses them instead of sampling the teacher's many steps again."""
-        if self._reference is None and self._reference_file.exists():
+        if self._reference is None and self._saved is None and self._reference_file.exists():
             try:
                 with np.load(self._reference_file) as saved:
                     videos = list(saved["videos"])
                 if len(videos) == self.num_videos:
-                    return videos
+                    self._saved = videos  # read once per scorer
             except (OSError, ValueError, KeyError) as e:  # a cache: a damaged one is made again
                 log.warning("reference videos %s unreadable (%s); sampling them again", self._reference_file, e)
+        if self._reference is None and self._saved is not None:
+            return self._saved
         return self._reference_run()[0]
 
     @property
