@@ -222,9 +222,12 @@ def _scorers(p: Paths, preset: Preset) -> tuple[dict[str, Scorer], Scorer | None
     return scorers, wide
 
 
-def _separation_labels(report) -> list[str]:
-    """Each student with a `versus` and the teacher at its steps, once each, in row order."""
-    return list(dict.fromkeys(label for row in report if row.versus for label in (row.label, row.versus[0])))
+def _separation_rows(report) -> list:
+    """The report rows of each student with a `versus` and of the teacher at its steps, once each,
+    in row order."""
+    by_label = {row.label: row for row in report}
+    labels = dict.fromkeys(label for row in report if row.versus for label in (row.label, row.versus[0]))
+    return [by_label[label] for label in labels]
 
 
 def stage_teacher_eval(p: Paths, preset: Preset) -> dict:
@@ -236,9 +239,8 @@ def stage_teacher_eval(p: Paths, preset: Preset) -> dict:
     rows = [scorers[split].score(row.label, str(row.model), row.steps)
             for split, row in procbench_rows(report) if row.model == p.teacher]
     if wide is not None:
-        by_label = {row.label: row for row in report}
-        rows += [wide.score(label, str(p.teacher), by_label[label].steps)
-                 for label in _separation_labels(report) if by_label[label].model == p.teacher]
+        rows += [wide.score(row.label, str(row.model), row.steps)
+                 for row in _separation_rows(report) if row.model == p.teacher]
     return {"rows": len(rows)}
 
 
@@ -250,9 +252,7 @@ def stage_eval(p: Paths, preset: Preset) -> dict:
     table.to_csv(p.out / "procbench.csv", index=False)
     pairs = separation_rows(scorers["train"], report, [r for r in rows if r["split"] == "train"])
     if wide is not None:
-        by_label = {row.label: row for row in report}
-        scored = [wide.score(label, str(by_label[label].model), by_label[label].steps)
-                  for label in _separation_labels(report)]
+        scored = [wide.score(row.label, str(row.model), row.steps) for row in _separation_rows(report)]
         pairs += separation_rows(wide, report, scored, own_steps_only=True)
     pd.DataFrame(pairs).to_csv(p.out / "separation.csv", index=False)
     return {"rows": len(rows), "pairs": len(pairs)}
